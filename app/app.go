@@ -1,0 +1,255 @@
+// Package app is the `elara` Caddy app: it owns what outlives one request
+// and one config reload, namely the chains, their upstream node
+// connections and the background loops that serve them.
+package app
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/matcher"
+	"github.com/elara-gateway/elara/suber"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the elara app. It holds the chains the gateway serves and keeps
+// their upstream connections across config reloads: a reload that keeps a
+// node keeps its connections.
+type App struct {
+	// Chains maps a chain name, the first path segment clients use
+	// (`/polkadot`), to the nodes that serve it.
+	Chains map[string]*ChainConfig `json:"chains,omitempty"`
+
+	chains   map[string]*Chain
+	nodeKeys []string
+	keys     []string
+	log      *zap.Logger
+}
+
+// ChainConfig configures one chain.
+type ChainConfig struct {
+	// Nodes are the chain's upstream nodes. Calls are spread over them.
+	Nodes []*NodeConfig `json:"nodes,omitempty"`
+	// RequestTimeout bounds every upstream call made for a client.
+	// Default: 10s.
+	RequestTimeout caddy.Duration `json:"request_timeout,omitempty"`
+}
+
+// NodeConfig configures one upstream node.
+type NodeConfig struct {
+	// URL is the node's ws://, wss://, http:// or https:// address.
+	// Placeholders such as {env.NODE_URL} are replaced. HTTP nodes cannot
+	// carry subscriptions.
+	URL string `json:"url"`
+	// Pool is how many WebSocket connections to keep to the node. Default: 4.
+	Pool int `json:"pool,omitempty"`
+	// DialTimeout bounds one connection attempt. Default: 5s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// PingInterval is how often the connection is pinged; one silent for
+	// two intervals is replaced. Default: 20s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+	// MaxMessageSize is the largest message accepted from the node, in
+	// bytes. Default: 64 MiB (metadata replies are several MiB).
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+}
+
+// DefaultRequestTimeout bounds upstream calls when no timeout is set.
+const DefaultRequestTimeout = 10 * time.Second
+
+// Chain is a chain as handlers use it.
+type Chain struct {
+	Name           string
+	Upstream       *suber.Group
+	Matcher        *matcher.Matcher
+	RequestTimeout time.Duration
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "elara",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// nodes and chains shared by every loaded config, so that a reload reuses
+// connections and subscriptions instead of reopening them.
+var (
+	nodePool  = caddy.NewUsagePool()
+	chainPool = caddy.NewUsagePool()
+)
+
+type destructibleNode struct{ *suber.Node }
+
+func (d destructibleNode) Destruct() error { return d.Node.Close() }
+
+type destructibleChain struct{ *Chain }
+
+func (d destructibleChain) Destruct() error {
+	d.Matcher.Close()
+	return nil
+}
+
+// Provision builds the chains, reusing nodes already connected by an
+// earlier config.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	a.chains = make(map[string]*Chain, len(a.Chains))
+	repl := caddy.NewReplacer()
+	names := make([]string, 0, len(a.Chains))
+	for name := range a.Chains {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		cc := a.Chains[name]
+		if cc == nil {
+			return fmt.Errorf("chain %s: no configuration", name)
+		}
+		if err := a.provisionChain(name, cc, repl); err != nil {
+			return fmt.Errorf("chain %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer) error {
+	var nodes []*suber.Node
+	var keys []string
+	for i, nc := range cc.Nodes {
+		url := repl.ReplaceKnown(nc.URL, "")
+		if url == "" {
+			return fmt.Errorf("node %d: empty url (unset environment variable?)", i)
+		}
+		opts := suber.Options{
+			PoolSize:     nc.Pool,
+			DialTimeout:  time.Duration(nc.DialTimeout),
+			PingInterval: time.Duration(nc.PingInterval),
+			ReadLimit:    nc.MaxMessageSize,
+			Logger:       a.log.With(zap.String("chain", name)),
+		}
+		key := strings.Join([]string{name, url, strconv.Itoa(nc.Pool), time.Duration(nc.DialTimeout).String(), time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10)}, "\x00")
+		val, _, err := nodePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			n, err := suber.NewNode(url, opts)
+			if err != nil {
+				return nil, err
+			}
+			return destructibleNode{n}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		a.nodeKeys = append(a.nodeKeys, key)
+		nodes = append(nodes, val.(destructibleNode).Node)
+		keys = append(keys, key)
+	}
+	timeout := time.Duration(cc.RequestTimeout)
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	chainKey := name + "\x01" + strings.Join(keys, "\x01") + "\x01" + timeout.String()
+	val, _, err := chainPool.LoadOrNew(chainKey, func() (caddy.Destructor, error) {
+		g := suber.NewGroup(nodes)
+		return destructibleChain{&Chain{
+			Name:           name,
+			Upstream:       g,
+			Matcher:        matcher.New(g, a.log.With(zap.String("chain", name))),
+			RequestTimeout: timeout,
+		}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.keys = append(a.keys, chainKey)
+	a.chains[name] = val.(destructibleChain).Chain
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	for name, cc := range a.Chains {
+		if !validChainName(name) {
+			return fmt.Errorf("chain %q: names are letters, digits, '-' and '_'", name)
+		}
+		if len(cc.Nodes) == 0 {
+			return fmt.Errorf("chain %s: at least one node is required", name)
+		}
+		for i, n := range cc.Nodes {
+			if n.Pool < 0 || n.Pool > 256 {
+				return fmt.Errorf("chain %s node %d: pool must be between 1 and 256", name, i)
+			}
+		}
+	}
+	return nil
+}
+
+// Start connects every node. Nodes shared with the previous config are
+// already connected; starting them again does nothing.
+func (a *App) Start() error {
+	for _, c := range a.chains {
+		for _, n := range c.Upstream.Nodes() {
+			n.Start()
+		}
+	}
+	a.log.Info("elara started", zap.Int("chains", len(a.chains)))
+	return nil
+}
+
+// Stop does not close shared connections: the next config may keep them.
+// Cleanup releases this config's hold on them.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the chains and nodes; the last config to let go of one
+// closes it.
+func (a *App) Cleanup() error {
+	for _, k := range a.keys {
+		_, _ = chainPool.Delete(k)
+	}
+	for _, k := range a.nodeKeys {
+		_, _ = nodePool.Delete(k)
+	}
+	a.keys, a.nodeKeys = nil, nil
+	return nil
+}
+
+// Chain returns the named chain, or nil.
+func (a *App) Chain(name string) *Chain { return a.chains[name] }
+
+// ChainNames lists the configured chains, sorted.
+func (a *App) ChainNames() []string {
+	names := make([]string, 0, len(a.chains))
+	for n := range a.chains {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func validChainName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,164 @@
+package app
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
+)
+
+// ParseGlobalOption parses the `elara` global option into the app's JSON.
+func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	a := new(App)
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "elara", Value: caddyconfig.JSON(a, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
+//
+//	elara {
+//		chain <name> {
+//			node <url> {
+//				pool             <connections>
+//				dial_timeout     <duration>
+//				ping_interval    <duration>
+//				max_message_size <size>
+//			}
+//			request_timeout <duration>
+//		}
+//	}
+//
+// A chain may have several `node` lines; the block after a node is optional.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "chain":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if a.Chains == nil {
+				a.Chains = make(map[string]*ChainConfig)
+			}
+			if _, dup := a.Chains[name]; dup {
+				return d.Errf("chain %s is defined twice", name)
+			}
+			cc := new(ChainConfig)
+			if err := cc.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			a.Chains[name] = cc
+		default:
+			return d.Errf("unrecognized elara option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+func (cc *ChainConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "node":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			nc := &NodeConfig{URL: d.Val()}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := nc.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			cc.Nodes = append(cc.Nodes, nc)
+		case "request_timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			cc.RequestTimeout = dur
+		default:
+			return d.Errf("unrecognized chain option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+func (nc *NodeConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "pool":
+			nc.Pool, err = intArg(d)
+		case "dial_timeout":
+			nc.DialTimeout, err = durationArg(d)
+		case "ping_interval":
+			nc.PingInterval, err = durationArg(d)
+		case "max_message_size":
+			nc.MaxMessageSize, err = SizeArg(d)
+		default:
+			return d.Errf("unrecognized node option '%s'", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil {
+		return 0, d.Errf("bad duration '%s': %v", d.Val(), err)
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return caddy.Duration(dur), nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(d.Val())
+	if err != nil || n < 0 {
+		return 0, d.Errf("bad number '%s'", d.Val())
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return n, nil
+}
+
+// SizeArg reads one size argument such as `16MiB` or `1000000`.
+func SizeArg(d *caddyfile.Dispenser) (int64, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := humanize.ParseBytes(d.Val())
+	if err != nil || n > 1<<40 {
+		return 0, d.Errf("bad size '%s'", d.Val())
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return int64(n), nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*App)(nil)

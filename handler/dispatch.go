@@ -1,0 +1,91 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+	"github.com/elara-gateway/elara/matcher"
+	"github.com/elara-gateway/elara/suber"
+)
+
+// answer is the outcome of one call: the reply to send (nil for a
+// notification) and work to run once the reply is queued.
+type answer struct {
+	reply []byte
+	after func()
+}
+
+// call serves one parsed entry. sess is nil for HTTP clients.
+func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc.Call) answer {
+	if c.Err != nil {
+		return answer{reply: jsonrpc.AppendError(nil, c.ID, c.Err)}
+	}
+	req := c.Request
+	if !h.policy.Allowed(req.Method) {
+		return reply(req, nil, jsonrpc.ErrMethodNotFound)
+	}
+	if matcher.IsSubscriptionMethod(req.Method) {
+		if sess == nil {
+			return reply(req, nil, jsonrpc.ErrSubscriptionsOnHTTP)
+		}
+		if _, unsub := matcher.LookupUnsubscribe(req.Method); unsub || isUnsubscribeName(req.Method) {
+			return sess.unsubscribe(ctx, req)
+		}
+		return sess.subscribe(ctx, req)
+	}
+	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
+	defer cancel()
+	result, err := rt.chain.Upstream.Call(ctx, req.Method, req.Params)
+	if err == nil && req.Method == "rpc_methods" {
+		result, err = h.policy.FilterMethods(result)
+	}
+	if err != nil {
+		return reply(req, nil, h.clientError(ctx, req.Method, err))
+	}
+	return reply(req, result, nil)
+}
+
+func reply(req *jsonrpc.Request, result json.RawMessage, e *jsonrpc.Error) answer {
+	if req.IsNotification() {
+		return answer{}
+	}
+	if e != nil {
+		return answer{reply: jsonrpc.AppendError(nil, req.ID, e)}
+	}
+	return answer{reply: jsonrpc.AppendResult(nil, req.ID, result)}
+}
+
+// clientError turns an upstream failure into the error a client sees:
+// the node's own JSON-RPC errors pass through; transport failures become
+// gateway errors that say what happened without internal detail.
+func (h *Handler) clientError(ctx context.Context, method string, err error) *jsonrpc.Error {
+	if e, ok := suber.IsUpstreamError(err); ok {
+		return e
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return jsonrpc.NewError(jsonrpc.CodeUpstreamTimeout, "Upstream node did not answer in time")
+	case errors.Is(err, context.Canceled):
+		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Request canceled")
+	case errors.Is(err, suber.ErrUnavailable), errors.Is(err, suber.ErrConnectionLost), errors.Is(err, suber.ErrNoSubscriptions):
+		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Upstream node unavailable: "+err.Error())
+	}
+	if ce := h.log.Check(zap.WarnLevel, "upstream call failed"); ce != nil {
+		ce.Write(zap.String("method", method), zap.Error(err))
+	}
+	return jsonrpc.NewError(jsonrpc.CodeInternalError, fmt.Sprintf("Upstream call failed (%s)", method))
+}
+
+func isUnsubscribeName(method string) bool {
+	for i := 0; i+len("_unsubscribe") <= len(method); i++ {
+		if method[i:i+len("_unsubscribe")] == "_unsubscribe" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,247 @@
+// Package handler is the client side of the gateway: the `elara_rpc` HTTP
+// handler. It routes `/{chain}` and `/{chain}/{project}`, applies the
+// method policy, and serves JSON-RPC over HTTP POST and WebSocket.
+package handler
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/app"
+	"github.com/elara-gateway/elara/jsonrpc"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves JSON-RPC for the chains of the elara app.
+type Handler struct {
+	// Chains limits this handler to some of the app's chains. Default: all.
+	Chains []string `json:"chains,omitempty"`
+	// Allow, when set, makes the handler allow-only: a method is served
+	// only if it matches one of these patterns (`*` matches any run of
+	// characters). Unsafe methods are served only when named exactly.
+	Allow []string `json:"allow,omitempty"`
+	// Deny lists further methods or patterns never served. Denied methods
+	// answer exactly like unknown ones (-32601).
+	Deny []string `json:"deny,omitempty"`
+	// MaxBatch is the most calls in one batch. Default: 100.
+	MaxBatch int `json:"max_batch,omitempty"`
+	// MaxRequestSize bounds an HTTP body or a WebSocket message from a
+	// client, in bytes. Default: 8 MiB, room for a runtime upgrade extrinsic.
+	MaxRequestSize int64 `json:"max_request_size,omitempty"`
+	// MaxSubscriptions bounds open subscriptions per WebSocket connection.
+	// Default: 1024.
+	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
+	// PingInterval is how often WebSocket clients are pinged; a client
+	// silent for two intervals is disconnected. Default: 30s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+	// SendQueue is how many messages may wait for one WebSocket client; a
+	// client further behind is disconnected (close code 1008). Default: 4096.
+	SendQueue int `json:"send_queue,omitempty"`
+
+	app    *app.App
+	policy *Policy
+	chains map[string]bool
+	log    *zap.Logger
+
+	sessions *sessionSet
+}
+
+// sessionSet tracks the handler's open WebSocket sessions.
+type sessionSet struct {
+	mu      sync.Mutex
+	all     map[*wsSession]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// Defaults for fields left zero.
+const (
+	DefaultMaxBatch         = 100
+	DefaultMaxRequestSize   = 8 << 20
+	DefaultMaxSubscriptions = 1024
+	DefaultPingInterval     = 30 * time.Second
+	DefaultSendQueue        = 4096
+	// maxDepth bounds JSON nesting; Substrate params are a few levels deep.
+	maxDepth = 64
+)
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.elara_rpc",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults and binds the handler to the elara app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	if h.MaxBatch == 0 {
+		h.MaxBatch = DefaultMaxBatch
+	}
+	if h.MaxRequestSize == 0 {
+		h.MaxRequestSize = DefaultMaxRequestSize
+	}
+	if h.MaxSubscriptions == 0 {
+		h.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if h.PingInterval == 0 {
+		h.PingInterval = caddy.Duration(DefaultPingInterval)
+	}
+	if h.SendQueue == 0 {
+		h.SendQueue = DefaultSendQueue
+	}
+	p, err := NewPolicy(h.Allow, h.Deny)
+	if err != nil {
+		return err
+	}
+	h.policy = p
+	appIface, err := ctx.App("elara")
+	if err != nil {
+		return fmt.Errorf("loading elara app: %w", err)
+	}
+	h.app = appIface.(*app.App)
+	if len(h.Chains) > 0 {
+		h.chains = make(map[string]bool, len(h.Chains))
+		for _, c := range h.Chains {
+			h.chains[c] = true
+		}
+	}
+	h.sessions = &sessionSet{all: make(map[*wsSession]struct{})}
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.MaxBatch < 1 {
+		return fmt.Errorf("max_batch must be at least 1")
+	}
+	if h.MaxRequestSize < 1024 {
+		return fmt.Errorf("max_request_size must be at least 1KiB")
+	}
+	if h.MaxSubscriptions < 1 || h.SendQueue < 16 {
+		return fmt.Errorf("max_subscriptions must be at least 1 and send_queue at least 16")
+	}
+	for _, c := range h.Chains {
+		if h.app.Chain(c) == nil {
+			return fmt.Errorf("chain %q is not configured in the elara app (configured: %s)", c, strings.Join(h.app.ChainNames(), ", "))
+		}
+	}
+	return nil
+}
+
+// Cleanup closes the WebSocket sessions this handler opened: hijacked
+// connections are invisible to Caddy's own shutdown. Clients see close
+// code 1012 (service restart) and reconnect to the new config.
+func (h *Handler) Cleanup() error {
+	set := h.sessions
+	if set == nil {
+		return nil
+	}
+	set.mu.Lock()
+	set.closing = true
+	sessions := make([]*wsSession, 0, len(set.all))
+	for s := range set.all {
+		sessions = append(sessions, s)
+	}
+	set.mu.Unlock()
+	for _, s := range sessions {
+		s.closeWith(closeServiceRestart, "gateway configuration reloaded")
+	}
+	set.wg.Wait()
+	return nil
+}
+
+// ServeHTTP routes a request to its chain and serves it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	rt, rpcErr, status := h.route(r.URL.Path)
+	if rpcErr != nil {
+		return writeError(w, status, rpcErr)
+	}
+	if isWebSocketUpgrade(r) {
+		return h.serveWebSocket(w, r, rt)
+	}
+	switch r.Method {
+	case http.MethodPost:
+		return h.servePost(w, r, rt)
+	default:
+		w.Header().Set("Allow", "POST, GET (WebSocket upgrade)")
+		return writeError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
+			"Send JSON-RPC with HTTP POST, or open a WebSocket on this path"))
+	}
+}
+
+// route is what a request path names.
+type route struct {
+	chain   *app.Chain
+	project string
+}
+
+func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	name := parts[0]
+	if name == "" || (h.chains != nil && !h.chains[name]) {
+		return route{}, unknownChain(name), http.StatusNotFound
+	}
+	c := h.app.Chain(name)
+	if c == nil {
+		return route{}, unknownChain(name), http.StatusNotFound
+	}
+	rt := route{chain: c}
+	switch len(parts) {
+	case 1:
+	case 2:
+		if !validProject(parts[1]) {
+			return route{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
+				"Unknown path: a project id is 32 hexadecimal characters"), http.StatusNotFound
+		}
+		rt.project = strings.ToLower(parts[1])
+	default:
+		return route{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "Unknown path: use /{chain} or /{chain}/{project}"), http.StatusNotFound
+	}
+	return rt, nil, 0
+}
+
+func unknownChain(name string) *jsonrpc.Error {
+	if len(name) > 64 {
+		name = name[:64] + "…"
+	}
+	return jsonrpc.NewError(jsonrpc.CodeInvalidRequest, fmt.Sprintf("Unknown chain %q", name))
+}
+
+func validProject(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func writeError(w http.ResponseWriter, status int, e *jsonrpc.Error) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err := w.Write(jsonrpc.AppendError(nil, nil, e))
+	return err
+}
+
+// Interface guards
+var (
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+)

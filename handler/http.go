@@ -1,0 +1,91 @@
+package handler
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+)
+
+// batchConcurrency bounds how many calls of one HTTP batch run at once.
+const batchConcurrency = 16
+
+func (h *Handler) limits() jsonrpc.Limits {
+	return jsonrpc.Limits{MaxBatch: h.MaxBatch, MaxDepth: maxDepth}
+}
+
+// servePost answers JSON-RPC over HTTP POST: one call or a batch.
+func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxRequestSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return writeError(w, http.StatusRequestEntityTooLarge, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
+				"Request body is over the limit of "+strconv.FormatInt(h.MaxRequestSize, 10)+" bytes"))
+		}
+		return writeError(w, http.StatusBadRequest, jsonrpc.NewError(jsonrpc.CodeParseError, "Could not read the request body"))
+	}
+	parsed, perr := jsonrpc.Parse(body, h.limits())
+	if perr != nil {
+		return writeError(w, http.StatusOK, perr)
+	}
+	answers := make([]answer, len(parsed.Calls))
+	if len(parsed.Calls) == 1 {
+		answers[0] = h.call(r.Context(), rt, nil, parsed.Calls[0])
+	} else {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, batchConcurrency)
+		for i, c := range parsed.Calls {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				answers[i] = h.call(r.Context(), rt, nil, c)
+			}()
+		}
+		wg.Wait()
+	}
+	out := joinReplies(answers, parsed.Batch)
+	if out == nil {
+		// Only notifications: JSON-RPC says to send nothing back.
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	_, err = w.Write(out)
+	return err
+}
+
+// joinReplies builds the response body: the single reply, or an array of
+// the batch's replies. It returns nil when there is nothing to send.
+func joinReplies(answers []answer, batch bool) []byte {
+	if !batch {
+		return answers[0].reply
+	}
+	size, n := 2, 0
+	for _, a := range answers {
+		if a.reply != nil {
+			size += len(a.reply) + 1
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '[')
+	for _, a := range answers {
+		if a.reply == nil {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, a.reply...)
+	}
+	return append(out, ']')
+}

@@ -1,0 +1,329 @@
+package handler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+	"github.com/elara-gateway/elara/matcher"
+)
+
+// WebSocket close codes the gateway uses.
+const (
+	closeSlowConsumer   = websocket.ClosePolicyViolation // 1008
+	closeServiceRestart = websocket.CloseServiceRestart  // 1012
+	closeGoingAway      = websocket.CloseGoingAway       // 1001
+	// callsPerConnection bounds concurrent calls of one client; reading
+	// pauses while it is reached, which pushes back on the client.
+	callsPerConnection = 64
+	wsWriteTimeout     = 10 * time.Second
+)
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  16 << 10,
+	WriteBufferSize: 16 << 10,
+	// dApps connect from any origin; authentication, where wanted, is done
+	// by the handlers in front of this one.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && websocket.IsWebSocketUpgrade(r)
+}
+
+// hijackable unwraps Caddy's response writer wrappers (encode, headers,
+// logging...) down to the server's own writer, which can be hijacked.
+func hijackable(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
+// wsSession is one client WebSocket connection (a "puber").
+type wsSession struct {
+	h    *Handler
+	rt   route
+	conn *websocket.Conn
+	log  *zap.Logger
+
+	send   chan []byte
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	subs      map[string]*matcher.ClientSub
+	reserved  int
+	closed    bool
+	closeCode int
+	closeText string
+
+	calls sync.WaitGroup
+}
+
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt route) error {
+	conn, err := upgrader.Upgrade(hijackable(w), r, nil)
+	if err != nil {
+		// The upgrader has already answered the client.
+		if ce := h.log.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &wsSession{
+		h:      h,
+		rt:     rt,
+		conn:   conn,
+		log:    h.log.With(zap.String("chain", rt.chain.Name), zap.String("remote", r.RemoteAddr)),
+		send:   make(chan []byte, h.SendQueue),
+		ctx:    ctx,
+		cancel: cancel,
+		subs:   make(map[string]*matcher.ClientSub),
+	}
+	set := h.sessions
+	set.mu.Lock()
+	if set.closing {
+		set.mu.Unlock()
+		cancel()
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeServiceRestart, "gateway configuration reloaded"), time.Now().Add(time.Second))
+		_ = conn.Close()
+		return nil
+	}
+	set.all[s] = struct{}{}
+	set.wg.Add(1)
+	set.mu.Unlock()
+
+	go s.writeLoop()
+	s.readLoop()
+	return nil
+}
+
+// Send implements matcher.Client. It never blocks: a client whose queue is
+// full is too slow to follow and is disconnected.
+func (s *wsSession) Send(frame []byte) bool {
+	select {
+	case <-s.ctx.Done():
+		return false
+	default:
+	}
+	select {
+	case s.send <- frame:
+		return true
+	default:
+		s.log.Warn("disconnecting slow websocket client", zap.Int("queued", len(s.send)))
+		s.closeWith(closeSlowConsumer, "slow consumer: too many messages waiting")
+		return false
+	}
+}
+
+func (s *wsSession) readLoop() {
+	defer s.end()
+	ping := time.Duration(s.h.PingInterval)
+	s.conn.SetReadLimit(s.h.MaxRequestSize)
+	_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
+	s.conn.SetPongHandler(func(string) error { return s.conn.SetReadDeadline(time.Now().Add(2 * ping)) })
+	sem := make(chan struct{}, callsPerConnection)
+	for {
+		kind, data, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.closeWith(websocket.CloseMessageTooBig, "message over the limit of "+strconv.FormatInt(s.h.MaxRequestSize, 10)+" bytes")
+			}
+			return
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
+		if kind != websocket.TextMessage {
+			s.Send(jsonrpc.AppendError(nil, nil, jsonrpc.NewError(jsonrpc.CodeParseError, "Binary frames are not supported: send JSON-RPC as text frames")))
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		s.calls.Add(1)
+		go func() {
+			defer func() { <-sem; s.calls.Done() }()
+			s.handleMessage(data)
+		}()
+	}
+}
+
+func (s *wsSession) handleMessage(data []byte) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		parsed, perr := jsonrpc.Parse(trimmed, s.h.limits())
+		if perr != nil {
+			s.Send(jsonrpc.AppendError(nil, nil, perr))
+			return
+		}
+		answers := make([]answer, len(parsed.Calls))
+		var wg sync.WaitGroup
+		for i, c := range parsed.Calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i] = s.h.call(s.ctx, s.rt, s, c)
+			}()
+		}
+		wg.Wait()
+		if out := joinReplies(answers, true); out != nil {
+			s.Send(out)
+		}
+		for _, a := range answers {
+			if a.after != nil {
+				a.after()
+			}
+		}
+		return
+	}
+	a := s.h.call(s.ctx, s.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
+	if a.reply != nil {
+		s.Send(a.reply)
+	}
+	if a.after != nil {
+		a.after()
+	}
+}
+
+func (s *wsSession) writeLoop() {
+	ticker := time.NewTicker(time.Duration(s.h.PingInterval))
+	defer ticker.Stop()
+	for {
+		select {
+		case frame := <-s.send:
+			_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+				s.closeWith(0, "")
+				return
+			}
+		case <-ticker.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout)); err != nil {
+				s.closeWith(0, "")
+				return
+			}
+		case <-s.ctx.Done():
+			s.mu.Lock()
+			code, text := s.closeCode, s.closeText
+			s.mu.Unlock()
+			if code != 0 {
+				_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+			}
+			_ = s.conn.Close()
+			return
+		}
+	}
+}
+
+// closeWith ends the session, telling the client why when code is set.
+func (s *wsSession) closeWith(code int, text string) {
+	s.mu.Lock()
+	if s.closeCode == 0 && !s.closed {
+		s.closeCode, s.closeText = code, text
+	}
+	s.mu.Unlock()
+	s.cancel()
+	// Unblock the reader so the session ends even if the client is silent.
+	_ = s.conn.SetReadDeadline(time.Now())
+}
+
+// end runs once the reader stops: it releases every subscription of the
+// client and unregisters the session.
+func (s *wsSession) end() {
+	s.closeWith(closeGoingAway, "")
+	s.calls.Wait()
+	s.mu.Lock()
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.Close()
+	}
+	set := s.h.sessions
+	set.mu.Lock()
+	delete(set.all, s)
+	set.mu.Unlock()
+	set.wg.Done()
+}
+
+// subscribe opens a subscription for the client; its notifications are
+// released once the reply is queued.
+func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return answer{}
+	}
+	if len(s.subs)+s.reserved >= s.h.MaxSubscriptions {
+		s.mu.Unlock()
+		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeLimitExceeded,
+			"Too many subscriptions on this connection (limit "+strconv.Itoa(s.h.MaxSubscriptions)+")"))
+	}
+	s.reserved++
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	defer cancel()
+	sub, err := s.rt.chain.Matcher.Subscribe(ctx, s, req.Method, req.Params)
+
+	s.mu.Lock()
+	s.reserved--
+	if err != nil {
+		s.mu.Unlock()
+		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+	}
+	if s.closed {
+		s.mu.Unlock()
+		sub.Close()
+		return answer{}
+	}
+	s.subs[string(sub.ID())] = sub
+	s.mu.Unlock()
+	a := reply(req, sub.ID(), nil)
+	a.after = sub.Activate
+	return a
+}
+
+// unsubscribe closes one of the client's subscriptions. Ids the client
+// does not hold, or of another kind, answer false, as a node does.
+func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answer {
+	var params []json.RawMessage
+	if err := json.Unmarshal(req.Params, &params); err != nil || len(params) != 1 {
+		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: expected [subscription id]"))
+	}
+	key := string(params[0])
+	family, _ := matcher.LookupUnsubscribe(req.Method)
+	s.mu.Lock()
+	sub := s.subs[key]
+	if sub != nil && (sub.Family().Name == family || sub.Family().Unsubscribe == req.Method) {
+		delete(s.subs, key)
+	} else {
+		sub = nil
+	}
+	s.mu.Unlock()
+	if sub == nil {
+		return reply(req, json.RawMessage("false"), nil)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	defer cancel()
+	result, err := sub.Unsubscribe(ctx)
+	if err != nil {
+		// The client's subscription is gone either way.
+		result = json.RawMessage("true")
+	}
+	return reply(req, result, nil)
+}

@@ -1,0 +1,104 @@
+package matcher
+
+import "strings"
+
+// Family describes one kind of subscription: how it is opened and closed.
+type Family struct {
+	// Name identifies the family; aliases of one method share it.
+	Name string
+	// Unsubscribe is the method that closes a subscription opened with the
+	// matching subscribe method (aliases pair up: chain_subscribeNewHead
+	// is closed by chain_unsubscribeNewHead).
+	Unsubscribe string
+	// Resumable subscriptions can be re-opened on another connection
+	// without the client noticing; the others end when their node is lost.
+	Resumable bool
+	// LostEvent, for subscriptions that cannot resume, is the notification
+	// result that tells the client it ended (nil: the client is not told).
+	LostEvent []byte
+}
+
+type entry struct {
+	subscribe, unsubscribe, family string
+}
+
+// The subscription methods Substrate, polkadot-sdk and Frontier nodes
+// serve, with their legacy aliases.
+var known = []entry{
+	{"chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "newHeads"},
+	{"chain_subscribeNewHead", "chain_unsubscribeNewHead", "newHeads"},
+	{"subscribe_newHead", "unsubscribe_newHead", "newHeads"},
+	{"chain_subscribeAllHeads", "chain_unsubscribeAllHeads", "allHeads"},
+	{"chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads", "finalizedHeads"},
+	{"chain_subscribeFinalisedHeads", "chain_unsubscribeFinalisedHeads", "finalizedHeads"},
+	{"state_subscribeRuntimeVersion", "state_unsubscribeRuntimeVersion", "runtimeVersion"},
+	{"chain_subscribeRuntimeVersion", "chain_unsubscribeRuntimeVersion", "runtimeVersion"},
+	{"state_subscribeStorage", "state_unsubscribeStorage", "storage"},
+	{"grandpa_subscribeJustifications", "grandpa_unsubscribeJustifications", "grandpaJustifications"},
+	{"beefy_subscribeJustifications", "beefy_unsubscribeJustifications", "beefyJustifications"},
+	{"author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "extrinsic"},
+	{"transactionWatch_v1_submitAndWatch", "transactionWatch_v1_unwatch", "transactionWatch"},
+	{"chainHead_v1_follow", "chainHead_v1_unfollow", "chainHead"},
+	{"chainHead_unstable_follow", "chainHead_unstable_unfollow", "chainHeadUnstable"},
+	{"eth_subscribe", "eth_unsubscribe", "eth"},
+}
+
+var (
+	bySubscribe   = map[string]entry{}
+	byUnsubscribe = map[string]entry{}
+	families      = map[string]Family{
+		"newHeads":              {Resumable: true},
+		"allHeads":              {Resumable: true},
+		"finalizedHeads":        {Resumable: true},
+		"runtimeVersion":        {Resumable: true},
+		"storage":               {Resumable: true},
+		"grandpaJustifications": {Resumable: true},
+		"beefyJustifications":   {Resumable: true},
+		"eth":                   {Resumable: true},
+		// The events the specs define for a watch that cannot continue.
+		"extrinsic":         {LostEvent: []byte(`"dropped"`)},
+		"transactionWatch":  {LostEvent: []byte(`{"event":"dropped","error":"upstream node lost"}`)},
+		"chainHead":         {LostEvent: []byte(`{"event":"stop"}`)},
+		"chainHeadUnstable": {LostEvent: []byte(`{"event":"stop"}`)},
+	}
+)
+
+func init() {
+	for _, e := range known {
+		bySubscribe[e.subscribe] = e
+		byUnsubscribe[e.unsubscribe] = e
+	}
+}
+
+// LookupSubscribe reports whether method opens a subscription, and how.
+func LookupSubscribe(method string) (Family, bool) {
+	e, ok := bySubscribe[method]
+	if !ok {
+		return Family{}, false
+	}
+	f := families[e.family]
+	f.Name = e.family
+	f.Unsubscribe = e.unsubscribe
+	return f, true
+}
+
+// LookupUnsubscribe reports whether method closes a subscription, and
+// the family it closes.
+func LookupUnsubscribe(method string) (family string, ok bool) {
+	e, ok := byUnsubscribe[method]
+	return e.family, ok
+}
+
+// IsSubscriptionMethod reports whether method opens or closes a
+// subscription, including chain-specific ones that follow Substrate's
+// naming (`x_subscribeY` / `x_unsubscribeY`).
+func IsSubscriptionMethod(method string) bool {
+	if _, ok := bySubscribe[method]; ok {
+		return true
+	}
+	if _, ok := byUnsubscribe[method]; ok {
+		return true
+	}
+	_, name, ok := strings.Cut(method, "_")
+	return ok && (strings.HasPrefix(name, "subscribe") || strings.HasPrefix(name, "unsubscribe"))
+}

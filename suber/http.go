@@ -1,0 +1,71 @@
+package suber
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+)
+
+// httpTransport calls a node that serves JSON-RPC over HTTP only.
+type httpTransport struct {
+	url       string
+	client    *http.Client
+	readLimit int64
+	// failing is set after a transport error and cleared by the next
+	// success, so routing can skip a node that is down.
+	failing atomic.Bool
+}
+
+func newHTTPTransport(url string, opts Options) *httpTransport {
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	return &httpTransport{url: url, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit}
+}
+
+func (t *httpTransport) call(ctx context.Context, id uint64, method string, params json.RawMessage) (json.RawMessage, error) {
+	body := jsonrpc.AppendRequest(nil, id, method, params)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("http request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.failing.Store(true)
+		}
+		return nil, fmt.Errorf("http upstream: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, t.readLimit))
+	if err != nil {
+		return nil, fmt.Errorf("http upstream: reading reply: %w", err)
+	}
+	var m jsonrpc.Message
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.failing.Store(true)
+		return nil, fmt.Errorf("http upstream: status %d, undecodable reply: %w", resp.StatusCode, err)
+	}
+	t.failing.Store(false)
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
+}
+
+func (t *httpTransport) healthy() bool { return !t.failing.Load() }
+
+func (t *httpTransport) close() { t.client.CloseIdleConnections() }

@@ -1,0 +1,327 @@
+package suber
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+)
+
+// Node is one upstream Substrate node: a pool of WebSocket connections, or
+// an HTTP client for nodes that only serve HTTP.
+type Node struct {
+	url  string
+	opts Options
+	log  *zap.Logger
+
+	slots []*slot
+	http  *httpTransport
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	// tried closes once every slot has made its first connection attempt,
+	// so early calls wait for the pool instead of failing at start-up.
+	tried     chan struct{}
+	triedLeft atomic.Int32
+
+	rr     atomic.Uint64
+	nextID atomic.Uint64
+}
+
+// NewNode checks the URL and prepares the node; Start connects it.
+func NewNode(rawURL string, opts Options) (*Node, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("node url %q: %w", rawURL, err)
+	}
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		url:    rawURL,
+		opts:   opts,
+		log:    opts.Logger.With(zap.String("node", redact(u))),
+		ctx:    ctx,
+		cancel: cancel,
+		tried:  make(chan struct{}),
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+		n.slots = make([]*slot, opts.PoolSize)
+		for i := range n.slots {
+			n.slots[i] = &slot{node: n}
+		}
+		n.triedLeft.Store(int32(opts.PoolSize))
+	case "http", "https":
+		n.http = newHTTPTransport(rawURL, opts)
+		close(n.tried)
+	default:
+		cancel()
+		return nil, fmt.Errorf("node url %q: scheme must be ws, wss, http or https", rawURL)
+	}
+	return n, nil
+}
+
+// URL is the node's address as configured.
+func (n *Node) URL() string { return n.url }
+
+// Start begins connecting. It is idempotent, so every config that shares
+// the node may call it.
+func (n *Node) Start() {
+	n.startOnce.Do(func() {
+		for _, s := range n.slots {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				s.run(n.ctx)
+			}()
+		}
+	})
+}
+
+// Close disconnects and waits until every goroutine of the node returned.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		for _, s := range n.slots {
+			if sess := s.cur.Load(); sess != nil {
+				sess.close(ErrClosed)
+			}
+		}
+		n.wg.Wait()
+		if n.http != nil {
+			n.http.close()
+		}
+	})
+	return nil
+}
+
+// Connected reports whether at least one connection is up.
+func (n *Node) Connected() bool {
+	if n.http != nil {
+		return n.http.healthy()
+	}
+	for _, s := range n.slots {
+		if sess := s.cur.Load(); sess != nil && !sess.isClosed() {
+			return true
+		}
+	}
+	return false
+}
+
+// SupportsSubscriptions reports whether the node has a WebSocket transport.
+func (n *Node) SupportsSubscriptions() bool { return n.http == nil }
+
+// Call sends one request and returns the node's result. A JSON-RPC error
+// from the node comes back as a *jsonrpc.Error.
+func (n *Node) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	if n.http != nil {
+		return n.http.call(ctx, n.nextID.Add(1), method, params)
+	}
+	sess, err := n.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := sess.call(ctx, method, params, nil)
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
+}
+
+// Subscribe opens a subscription; sink receives its notifications. The
+// returned subscription is bound to the connection that created it.
+func (n *Node) Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink Sink) (*Subscription, error) {
+	if n.http != nil {
+		return nil, ErrNoSubscriptions
+	}
+	sess, err := n.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub := &Subscription{node: n, unsubMethod: unsubMethod, sink: sink}
+	m, err := sess.call(ctx, method, params, sub)
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	if sub.ID() == nil {
+		return nil, fmt.Errorf("%s: node answered %s, not a subscription id", method, truncate(m.Result))
+	}
+	return sub, nil
+}
+
+// session picks a live connection round-robin, waiting for the first
+// connection attempts at start-up.
+func (n *Node) session(ctx context.Context) (*session, error) {
+	if sess := n.pick(); sess != nil {
+		return sess, nil
+	}
+	select {
+	case <-n.tried:
+	case <-ctx.Done():
+		return nil, ErrUnavailable
+	case <-n.ctx.Done():
+		return nil, ErrClosed
+	}
+	if sess := n.pick(); sess != nil {
+		return sess, nil
+	}
+	return nil, ErrUnavailable
+}
+
+func (n *Node) pick() *session {
+	start := n.rr.Add(1)
+	for i := range n.slots {
+		s := n.slots[(start+uint64(i))%uint64(len(n.slots))]
+		if sess := s.cur.Load(); sess != nil && !sess.isClosed() {
+			return sess
+		}
+	}
+	return nil
+}
+
+func (n *Node) attempted() {
+	if n.triedLeft.Add(-1) == 0 {
+		close(n.tried)
+	}
+}
+
+// slot is one position of the pool: it keeps one connection up,
+// reconnecting with backoff and jitter when it drops.
+type slot struct {
+	node *Node
+	cur  atomic.Pointer[session]
+}
+
+func (s *slot) run(ctx context.Context) {
+	n := s.node
+	backoff := n.opts.BackoffMin
+	first, failing := true, false
+	for ctx.Err() == nil {
+		sess, err := n.dial(ctx)
+		if first {
+			n.attempted()
+			first = false
+		}
+		if err != nil {
+			// One warning per outage; the rest at debug level.
+			if !failing {
+				n.log.Warn("upstream connection failed", zap.Error(err))
+				failing = true
+			} else if ce := n.log.Check(zap.DebugLevel, "upstream reconnect failed"); ce != nil {
+				ce.Write(zap.Error(err), zap.Duration("backoff", backoff))
+			}
+			if !sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(backoff*2, n.opts.BackoffMax)
+			continue
+		}
+		if failing {
+			n.log.Info("upstream connection restored")
+			failing = false
+		}
+		s.cur.Store(sess)
+		started := time.Now()
+		sess.run(ctx)
+		s.cur.Store(nil)
+		if ctx.Err() != nil {
+			return
+		}
+		n.log.Warn("upstream connection lost", zap.Duration("after", time.Since(started)))
+		// A connection that lived a while earns a quick retry; one that
+		// drops at once backs off like a failed dial.
+		if time.Since(started) > 10*n.opts.BackoffMin {
+			backoff = n.opts.BackoffMin
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			return
+		}
+		backoff = min(backoff*2, n.opts.BackoffMax)
+	}
+}
+
+func (n *Node) dial(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.DialTimeout)
+	defer cancel()
+	d := websocket.Dialer{
+		HandshakeTimeout: n.opts.DialTimeout,
+		ReadBufferSize:   64 << 10,
+		WriteBufferSize:  64 << 10,
+	}
+	ws, resp, err := d.DialContext(ctx, n.url, nil)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	return newSession(n, ws), nil
+}
+
+// jitter spreads reconnects of many slots and gateways over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(half)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// redact keeps credentials and API keys in node URLs out of logs.
+func redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	if c.Path != "" && c.Path != "/" {
+		c.Path = "/…"
+	}
+	return c.String()
+}
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
+}
+
+// IsUpstreamError reports whether err is an error answer from the node
+// itself (as opposed to a transport failure or timeout).
+func IsUpstreamError(err error) (*jsonrpc.Error, bool) {
+	var e *jsonrpc.Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
+}

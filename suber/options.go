@@ -1,0 +1,63 @@
+package suber
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Options tune one upstream node.
+type Options struct {
+	// PoolSize is how many WebSocket connections to keep to the node.
+	PoolSize int
+	// DialTimeout bounds one connection attempt, handshake included.
+	DialTimeout time.Duration
+	// PingInterval is how often a WebSocket ping is sent; a connection that
+	// shows no traffic for two intervals is considered dead.
+	PingInterval time.Duration
+	// ReadLimit is the largest message accepted from the node.
+	ReadLimit int64
+	// BackoffMin and BackoffMax bound the wait between reconnect attempts;
+	// the wait doubles on each failure and is jittered.
+	BackoffMin, BackoffMax time.Duration
+	// Logger receives connection events.
+	Logger *zap.Logger
+}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultPoolSize     = 4
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultPingInterval = 20 * time.Second
+	DefaultReadLimit    = 64 << 20
+	DefaultBackoffMin   = 200 * time.Millisecond
+	DefaultBackoffMax   = 30 * time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.PoolSize <= 0 {
+		o.PoolSize = DefaultPoolSize
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = DefaultReadLimit
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = DefaultBackoffMin
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = DefaultBackoffMax
+		if o.BackoffMax < o.BackoffMin {
+			o.BackoffMax = o.BackoffMin
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}

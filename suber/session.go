@@ -1,0 +1,335 @@
+package suber
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+)
+
+// Bounds on notifications that arrive before the reply that names their
+// subscription: kept briefly so none is lost, never without limit.
+const (
+	earlyPerSubscription = 256
+	earlySubscriptions   = 1024
+	earlyMaxAge          = 30 * time.Second
+	writeTimeout         = 10 * time.Second
+	sendQueueSize        = 1024
+)
+
+// session is one live WebSocket connection to a node. It ends for good
+// when the socket fails; the slot that owns it dials a new one.
+type session struct {
+	node *Node
+	ws   *websocket.Conn
+	send chan []byte
+	done chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	pending map[uint64]*pendingCall
+	subs    map[string]*Subscription
+	early   map[string]*earlyNotes
+}
+
+type pendingCall struct {
+	reply chan *jsonrpc.Message
+	// sub is set for subscribe calls: the reader registers it the moment
+	// the reply arrives, before reading the next message, so no
+	// notification can slip between the reply and the registration.
+	sub *Subscription
+	// abandoned marks a subscribe call whose caller gave up: if the node
+	// still answers with a subscription id, it is unsubscribed at once.
+	abandoned bool
+}
+
+type earlyNotes struct {
+	first time.Time
+	notes []note
+}
+
+type note struct {
+	method string
+	result json.RawMessage
+}
+
+func newSession(n *Node, ws *websocket.Conn) *session {
+	return &session{
+		node:    n,
+		ws:      ws,
+		send:    make(chan []byte, sendQueueSize),
+		done:    make(chan struct{}),
+		pending: make(map[uint64]*pendingCall),
+		subs:    make(map[string]*Subscription),
+		early:   make(map[string]*earlyNotes),
+	}
+}
+
+// run serves the session until the socket fails or ctx ends.
+func (s *session) run(ctx context.Context) {
+	ping := s.node.opts.PingInterval
+	s.ws.SetReadLimit(s.node.opts.ReadLimit)
+	_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+	s.ws.SetPongHandler(func(string) error {
+		return s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+	})
+	s.node.wg.Add(1)
+	go func() {
+		defer s.node.wg.Done()
+		s.writeLoop(ctx)
+	}()
+	s.readLoop()
+}
+
+func (s *session) readLoop() {
+	ping := s.node.opts.PingInterval
+	for {
+		_, data, err := s.ws.ReadMessage()
+		if err != nil {
+			s.close(err)
+			return
+		}
+		_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+		s.dispatch(data)
+	}
+}
+
+func (s *session) writeLoop(ctx context.Context) {
+	ticker := time.NewTicker(s.node.opts.PingInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case frame := <-s.send:
+			_ = s.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := s.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+				s.close(err)
+				return
+			}
+		case <-ticker.C:
+			if err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				s.close(err)
+				return
+			}
+		case <-ctx.Done():
+			s.close(ErrClosed)
+			return
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *session) dispatch(data []byte) {
+	var m jsonrpc.Message
+	if err := json.Unmarshal(data, &m); err != nil {
+		if ce := s.node.log.Check(zap.DebugLevel, "ignoring undecodable upstream message"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		return
+	}
+	if m.IsNotification() {
+		s.notify(&m)
+		return
+	}
+	if m.ID == nil {
+		return
+	}
+	id, err := strconv.ParseUint(string(m.ID), 10, 64)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	p := s.pending[id]
+	delete(s.pending, id)
+	var early []note
+	if p != nil && p.sub != nil && m.Error == nil && isSubscriptionID(m.Result) {
+		key := string(m.Result)
+		if p.abandoned {
+			s.mu.Unlock()
+			s.fireAndForget(p.sub.unsubMethod, m.Result)
+			return
+		}
+		p.sub.bind(s, m.Result)
+		s.subs[key] = p.sub
+		if e := s.early[key]; e != nil {
+			early = e.notes
+			delete(s.early, key)
+		}
+	}
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	for _, n := range early {
+		p.sub.sink.Notify(n.method, n.result)
+	}
+	p.reply <- &m
+}
+
+func (s *session) notify(m *jsonrpc.Message) {
+	key := string(m.Params.Subscription)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	sub := s.subs[key]
+	if sub == nil {
+		s.keepEarly(key, note{method: m.Method, result: m.NotificationResult()})
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	sub.sink.Notify(m.Method, m.NotificationResult())
+}
+
+// keepEarly holds a notification for a subscription id not yet known.
+// Called with s.mu held.
+func (s *session) keepEarly(key string, n note) {
+	e := s.early[key]
+	if e == nil {
+		if len(s.early) >= earlySubscriptions {
+			s.pruneEarly()
+			if len(s.early) >= earlySubscriptions {
+				return
+			}
+		}
+		e = &earlyNotes{first: time.Now()}
+		s.early[key] = e
+	}
+	if len(e.notes) < earlyPerSubscription {
+		e.notes = append(e.notes, n)
+	}
+}
+
+func (s *session) pruneEarly() {
+	cutoff := time.Now().Add(-earlyMaxAge)
+	for k, e := range s.early {
+		if e.first.Before(cutoff) {
+			delete(s.early, k)
+		}
+	}
+}
+
+// call sends one request and waits for its reply, ctx's end or the
+// connection's loss, whichever comes first.
+func (s *session) call(ctx context.Context, method string, params json.RawMessage, sub *Subscription) (*jsonrpc.Message, error) {
+	id := s.node.nextID.Add(1)
+	p := &pendingCall{reply: make(chan *jsonrpc.Message, 1), sub: sub}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrConnectionLost
+	}
+	s.pending[id] = p
+	s.mu.Unlock()
+
+	frame := jsonrpc.AppendRequest(nil, id, method, params)
+	select {
+	case s.send <- frame:
+	case <-ctx.Done():
+		s.forget(id)
+		return nil, ctx.Err()
+	case <-s.done:
+		return nil, ErrConnectionLost
+	}
+	select {
+	case m := <-p.reply:
+		return m, nil
+	case <-ctx.Done():
+		s.forget(id)
+		return nil, ctx.Err()
+	case <-s.done:
+		// The reply may have raced the close.
+		select {
+		case m := <-p.reply:
+			return m, nil
+		default:
+			return nil, ErrConnectionLost
+		}
+	}
+}
+
+func (s *session) forget(id uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pending[id]; p != nil {
+		if p.sub != nil {
+			p.abandoned = true
+			return
+		}
+		delete(s.pending, id)
+	}
+}
+
+// fireAndForget sends a request whose reply nobody waits for.
+func (s *session) fireAndForget(method string, subID json.RawMessage) {
+	params := append(append([]byte{'['}, subID...), ']')
+	frame := jsonrpc.AppendRequest(nil, s.node.nextID.Add(1), method, params)
+	select {
+	case s.send <- frame:
+	default:
+	}
+}
+
+func (s *session) unsubscribe(ctx context.Context, sub *Subscription, subID json.RawMessage) (*jsonrpc.Message, error) {
+	s.mu.Lock()
+	if s.subs != nil {
+		delete(s.subs, string(subID))
+	}
+	s.mu.Unlock()
+	params := append(append([]byte{'['}, subID...), ']')
+	return s.call(ctx, sub.unsubMethod, params, nil)
+}
+
+// close ends the session once: pending calls fail and every subscription
+// on it is told it was lost.
+func (s *session) close(err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	subs := make([]*Subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.subs = nil
+	s.pending = nil
+	s.early = nil
+	s.mu.Unlock()
+	close(s.done)
+	_ = s.ws.Close()
+	for _, sub := range subs {
+		sub.lost(err)
+	}
+}
+
+func (s *session) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// isSubscriptionID accepts the id forms nodes use: strings and numbers.
+func isSubscriptionID(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	c := raw[0]
+	return c == '"' || c == '-' || (c >= '0' && c <= '9')
+}

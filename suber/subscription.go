@@ -1,0 +1,76 @@
+package suber
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+)
+
+// Sink receives what happens to one upstream subscription. Both methods
+// are called from the connection's reader and must not block.
+type Sink interface {
+	// Notify delivers one notification, in the order the node sent them.
+	Notify(method string, result json.RawMessage)
+	// Lost reports that the subscription ended without an unsubscribe,
+	// because its connection closed. No Notify follows.
+	Lost(err error)
+}
+
+// Subscription is one subscription held on one node's connection. Calls
+// about it must go to that connection: it is sticky by nature.
+type Subscription struct {
+	node        *Node
+	unsubMethod string
+	sink        Sink
+
+	mu   sync.Mutex
+	sess *session
+	id   json.RawMessage
+	done bool
+}
+
+func (s *Subscription) bind(sess *session, id json.RawMessage) {
+	s.mu.Lock()
+	s.sess, s.id = sess, id
+	s.mu.Unlock()
+}
+
+// ID is the subscription id the node gave.
+func (s *Subscription) ID() json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+// Node is the node holding the subscription.
+func (s *Subscription) Node() *Node { return s.node }
+
+// Unsubscribe ends the subscription on the node and returns the node's
+// answer. It is safe to call more than once; later calls answer false.
+func (s *Subscription) Unsubscribe(ctx context.Context) (json.RawMessage, error) {
+	s.mu.Lock()
+	sess, id, done := s.sess, s.id, s.done
+	s.done = true
+	s.mu.Unlock()
+	if done || sess == nil || sess.isClosed() {
+		return json.RawMessage("false"), nil
+	}
+	m, err := sess.unsubscribe(ctx, s, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
+}
+
+func (s *Subscription) lost(err error) {
+	s.mu.Lock()
+	already := s.done
+	s.done = true
+	s.mu.Unlock()
+	if !already {
+		s.sink.Lost(err)
+	}
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds ./caddy: Caddy with the Elara plugin from this checkout.
+#   ./xcaddy.sh            # build ./caddy
+#   OUTPUT=/path ./xcaddy.sh
+# xcaddy is pinned in tools/go.mod and run through `go tool`, which fetches
+# it from the Go module proxy the first time.
+set -euo pipefail
+cd "$(dirname "$0")"
+CADDY_VERSION="${CADDY_VERSION:-v2.11.9}"
+OUTPUT="${OUTPUT:-$PWD/caddy}"
+MODULE="$(go list -m)"
+# The plugin's module path is not published; a version on the replacement
+# keeps xcaddy from asking the module proxy for it.
+(cd tools && go tool xcaddy build "$CADDY_VERSION" \
+	--output "$OUTPUT" \
+	--with "$MODULE@v0.0.0=$PWD")
+"$OUTPUT" list-modules | grep -q '^http.handlers.elara_rpc$' || { echo "built caddy lacks elara_rpc" >&2; exit 1; }
+echo "built $OUTPUT"
