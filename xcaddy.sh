@@ -6,6 +6,7 @@
 # it from the Go module proxy the first time.
 set -euo pipefail
 cd "$(dirname "$0")"
+ROOT="$PWD"
 CADDY_VERSION="${CADDY_VERSION:-v2.11.9}"
 OUTPUT="${OUTPUT:-$PWD/caddy}"
 MODULE="$(go list -m)"
@@ -13,6 +14,6 @@ MODULE="$(go list -m)"
 # keeps xcaddy from asking the module proxy for it.
 (cd tools && go tool xcaddy build "$CADDY_VERSION" \
 	--output "$OUTPUT" \
-	--with "$MODULE@v0.0.0=$PWD")
+	--with "$MODULE@v0.0.0=$ROOT")
 "$OUTPUT" list-modules | grep -q '^http.handlers.elara_rpc$' || { echo "built caddy lacks elara_rpc" >&2; exit 1; }
 echo "built $OUTPUT"

@@ -71,6 +71,8 @@ type Chain struct {
 	Upstream       *suber.Group
 	Matcher        *matcher.Matcher
 	RequestTimeout time.Duration
+	// Cache, when set, answers the calls it can before they reach a node.
+	Cache Caller
 }
 
 // CaddyModule returns the Caddy module information.

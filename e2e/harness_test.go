@@ -168,6 +168,11 @@ func realNode(t *testing.T) *chopsticks {
 		node, nodeErr = startChopsticks(packageWorkDir(t))
 	})
 	if nodeSkip != "" {
+		// CI sets ELARA_REQUIRE_E2E so a missing prerequisite fails loudly
+		// instead of turning the run green with nothing tested.
+		if os.Getenv("ELARA_REQUIRE_E2E") != "" {
+			t.Fatal(nodeSkip)
+		}
 		t.Skip(nodeSkip)
 	}
 	if nodeErr != nil {

@@ -40,7 +40,7 @@ func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
 	defer cancel()
-	result, err := rt.chain.Upstream.Call(ctx, req.Method, req.Params)
+	result, err := rt.chain.Call(ctx, req.Method, req.Params)
 	if err == nil && req.Method == "rpc_methods" {
 		result, err = h.policy.FilterMethods(result)
 	}

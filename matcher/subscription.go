@@ -34,8 +34,27 @@ type Matcher struct {
 	ResubscribeTimeout time.Duration
 	// wg tracks background work so Close can wait for it.
 	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
 	ctx    context.Context
 	cancel context.CancelFunc
+}
+
+// background runs fn on its own goroutine, or, once the matcher is
+// closed, right here, so Close never races a late start.
+func (m *Matcher) background(fn func()) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		fn()
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
 }
 
 // New returns a matcher over up.
@@ -49,6 +68,9 @@ func New(up Upstream, log *zap.Logger) *Matcher {
 
 // Close stops background work (resubscriptions, cleanups) and waits for it.
 func (m *Matcher) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
 }
@@ -150,11 +172,7 @@ func (s *ClientSub) Lost(err error) {
 		return
 	}
 	s.mu.Unlock()
-	s.m.wg.Add(1)
-	go func() {
-		defer s.m.wg.Done()
-		s.resume(err)
-	}()
+	s.m.background(func() { s.resume(err) })
 }
 
 func (s *ClientSub) notificationMethod() string {
@@ -238,11 +256,7 @@ func (s *ClientSub) Close() {
 	up := s.up
 	s.mu.Unlock()
 	if up != nil {
-		s.m.wg.Add(1)
-		go func() {
-			defer s.m.wg.Done()
-			s.unsubscribeUpstream(up)
-		}()
+		s.m.background(func() { s.unsubscribeUpstream(up) })
 	}
 }
 

@@ -1,0 +1,127 @@
+// Package examples loads every Caddyfile in this folder, so an example can
+// never drift from the syntax the modules accept, and exercises the
+// quickstart and operator examples against a fake node.
+package examples
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/elara-gateway/elara/internal/fakenode"
+	"github.com/elara-gateway/elara/internal/testgw"
+)
+
+func TestEveryExampleAdaptsAndProvisions(t *testing.T) {
+	files, err := filepath.Glob("*.Caddyfile")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := testgw.Adapt(string(src))
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			if !strings.Contains(string(cfg), `"elara_rpc"`) {
+				t.Fatalf("example has no elara_rpc handler")
+			}
+			// Validate provisions every module without starting servers.
+			if err := caddy.Validate(mustConfig(t, cfg)); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+		})
+	}
+}
+
+func mustConfig(t *testing.T, raw []byte) *caddy.Config {
+	t.Helper()
+	var cfg caddy.Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
+}
+
+// runExample loads an example with its environment pointed at a fake node.
+func runExample(t *testing.T, file string, env map[string]string) *testgw.Gateway {
+	t.Helper()
+	port := testgw.FreePort(t)
+	env["ELARA_LISTEN"] = "127.0.0.1:" + itoa(port)
+	env["ELARA_ADMIN"] = "127.0.0.1:" + itoa(testgw.FreePort(t))
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testgw.Load(t, string(src))
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return &testgw.Gateway{Port: port}
+}
+
+func TestQuickstartExample(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := runExample(t, "quickstart.Caddyfile", map[string]string{"ELARA_UPSTREAM": node.URL(), "ELARA_CHAIN": "devnet"})
+	if r := testgw.PostCall(t, gw.HTTP("/devnet"), "system_chain", nil); string(r.Result) != `"Fake Dev"` {
+		t.Fatalf("HTTP: %s", r.Raw)
+	}
+	c := testgw.Dial(t, gw.WS("/devnet"))
+	if r := c.Call("author_rotateKeys", nil); r.ErrCode() != -32601 {
+		t.Fatalf("quickstart must deny unsafe methods: %s", r.Raw)
+	}
+	if node.Calls("author_rotateKeys") != 0 {
+		t.Fatal("author_rotateKeys reached the node")
+	}
+}
+
+func TestOperatorExample(t *testing.T) {
+	node := fakenode.Start(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := runExample(t, "operator.Caddyfile", map[string]string{"ELARA_UPSTREAM": node.URL(), "ELARA_OPERATOR_HASH": string(hash)})
+	call := func(path, user, pass, method string) (int, string) {
+		return postAuth(t, gw.HTTP(path), user, pass, `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":[]}`)
+	}
+	cases := []struct {
+		name, path, user, pass, method string
+		status                         int
+		forwarded                      bool
+	}{
+		{"public refuses rotateKeys", "/polkadot", "", "", "author_rotateKeys", 200, false},
+		{"public refuses even with credentials", "/polkadot", "operator", "secret", "author_rotateKeys", 200, false},
+		{"operator needs credentials", "/operator/polkadot", "", "", "author_rotateKeys", 401, false},
+		{"operator wrong password", "/operator/polkadot", "operator", "nope", "author_rotateKeys", 401, false},
+		{"operator rotates keys", "/operator/polkadot", "operator", "secret", "author_rotateKeys", 200, true},
+		{"operator inserts keys", "/operator/polkadot", "operator", "secret", "author_insertKey", 200, true},
+		{"operator still refuses other unsafe methods", "/operator/polkadot", "operator", "secret", "system_addReservedPeer", 200, false},
+		{"operator serves safe methods", "/operator/polkadot", "operator", "secret", "system_chain", 200, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := node.Calls(tc.method)
+			status, body := call(tc.path, tc.user, tc.pass, tc.method)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %s", status, tc.status, body)
+			}
+			if got := node.Calls(tc.method) > before; got != tc.forwarded {
+				t.Fatalf("forwarded=%v, want %v: %s", got, tc.forwarded, body)
+			}
+			if status == 200 && !tc.forwarded && !strings.Contains(body, `"code":-32601`) {
+				t.Fatalf("refusal is not -32601: %s", body)
+			}
+		})
+	}
+}
