@@ -42,6 +42,20 @@ type ChainConfig struct {
 	// RequestTimeout bounds every upstream call made for a client.
 	// Default: 10s.
 	RequestTimeout caddy.Duration `json:"request_timeout,omitempty"`
+	// MaxLag is how many blocks a node's best head may trail the best
+	// ready node's before it stops serving users. Default: 5.
+	MaxLag *uint64 `json:"max_lag,omitempty"`
+	// HeadTimeout is how long a node may go without a new head while
+	// other nodes of the chain keep seeing them, before it stops serving
+	// users. "0" disables the rule. Default: 1m.
+	HeadTimeout *caddy.Duration `json:"head_timeout,omitempty"`
+	// HealthInterval is how often each node's system_health is polled.
+	// Default: 5s.
+	HealthInterval caddy.Duration `json:"health_interval,omitempty"`
+	// SubscriptionGrace is how long a shared upstream subscription
+	// outlives its last client, to be reused if one comes back.
+	// Default: 30s.
+	SubscriptionGrace *caddy.Duration `json:"subscription_grace,omitempty"`
 }
 
 // NodeConfig configures one upstream node.
@@ -62,8 +76,11 @@ type NodeConfig struct {
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
 }
 
-// DefaultRequestTimeout bounds upstream calls when no timeout is set.
-const DefaultRequestTimeout = 10 * time.Second
+// Defaults for chain options left unset.
+const (
+	DefaultRequestTimeout    = 10 * time.Second
+	DefaultSubscriptionGrace = 30 * time.Second
+)
 
 // Chain is a chain as handlers use it.
 type Chain struct {
@@ -98,6 +115,7 @@ type destructibleChain struct{ *Chain }
 
 func (d destructibleChain) Destruct() error {
 	d.Matcher.Close()
+	d.Upstream.Close()
 	return nil
 }
 
@@ -133,13 +151,15 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 			return fmt.Errorf("node %d: empty url (unset environment variable?)", i)
 		}
 		opts := suber.Options{
-			PoolSize:     nc.Pool,
-			DialTimeout:  time.Duration(nc.DialTimeout),
-			PingInterval: time.Duration(nc.PingInterval),
-			ReadLimit:    nc.MaxMessageSize,
-			Logger:       a.log.With(zap.String("chain", name)),
+			PoolSize:       nc.Pool,
+			DialTimeout:    time.Duration(nc.DialTimeout),
+			PingInterval:   time.Duration(nc.PingInterval),
+			ReadLimit:      nc.MaxMessageSize,
+			HealthInterval: time.Duration(cc.HealthInterval),
+			Logger:         a.log.With(zap.String("chain", name)),
 		}
-		key := strings.Join([]string{name, url, strconv.Itoa(nc.Pool), time.Duration(nc.DialTimeout).String(), time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10)}, "\x00")
+		key := strings.Join([]string{name, url, strconv.Itoa(nc.Pool), time.Duration(nc.DialTimeout).String(),
+			time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10), time.Duration(cc.HealthInterval).String()}, "\x00")
 		val, _, err := nodePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			n, err := suber.NewNode(url, opts)
 			if err != nil {
@@ -158,13 +178,29 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	chainKey := name + "\x01" + strings.Join(keys, "\x01") + "\x01" + timeout.String()
+	rules := suber.DefaultReadiness
+	if cc.MaxLag != nil {
+		rules.MaxLag = *cc.MaxLag
+	}
+	if cc.HeadTimeout != nil {
+		rules.HeadTimeout = time.Duration(*cc.HeadTimeout)
+	}
+	grace := DefaultSubscriptionGrace
+	if cc.SubscriptionGrace != nil {
+		grace = time.Duration(*cc.SubscriptionGrace)
+	}
+	chainKey := strings.Join([]string{name, strings.Join(keys, "\x01"), timeout.String(),
+		strconv.FormatUint(rules.MaxLag, 10), rules.HeadTimeout.String(), grace.String()}, "\x02")
 	val, _, err := chainPool.LoadOrNew(chainKey, func() (caddy.Destructor, error) {
-		g := suber.NewGroup(nodes)
+		g := suber.NewGroup(nodes, rules)
 		return destructibleChain{&Chain{
-			Name:           name,
-			Upstream:       g,
-			Matcher:        matcher.New(g, a.log.With(zap.String("chain", name))),
+			Name:     name,
+			Upstream: g,
+			Matcher: matcher.New(g, matcher.Options{
+				Grace:       grace,
+				CallTimeout: timeout,
+				Logger:      a.log.With(zap.String("chain", name)),
+			}),
 			RequestTimeout: timeout,
 		}}, nil
 	})

@@ -29,7 +29,11 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //				ping_interval    <duration>
 //				max_message_size <size>
 //			}
-//			request_timeout <duration>
+//			request_timeout    <duration>
+//			max_lag            <blocks>
+//			head_timeout       <duration>
+//			health_interval    <duration>
+//			subscription_grace <duration>
 //		}
 //	}
 //
@@ -88,6 +92,31 @@ func (cc *ChainConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			cc.RequestTimeout = dur
+		case "max_lag":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			lag := uint64(n)
+			cc.MaxLag = &lag
+		case "head_timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			cc.HeadTimeout = &dur
+		case "health_interval":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			cc.HealthInterval = dur
+		case "subscription_grace":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			cc.SubscriptionGrace = &dur
 		default:
 			return d.Errf("unrecognized chain option '%s'", d.Val())
 		}

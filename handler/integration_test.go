@@ -15,19 +15,28 @@ import (
 	"github.com/elara-gateway/elara/internal/testgw"
 )
 
-// chainBlock is the elara global option for one chain on the given nodes.
-func chainBlock(name string, timeout string, urls ...string) string {
+// chainBlock is the elara global option for one chain on the given nodes;
+// opts are extra chain options, one per line.
+func chainBlock(name string, opts string, urls ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\t\tchain %s {\n", name)
 	for _, u := range urls {
 		fmt.Fprintf(&b, "\t\t\tnode %s {\n\t\t\t\tpool 2\n\t\t\t}\n", u)
 	}
-	if timeout != "" {
-		fmt.Fprintf(&b, "\t\t\trequest_timeout %s\n", timeout)
+	for _, o := range strings.Split(opts, "\n") {
+		if o = strings.TrimSpace(o); o != "" {
+			fmt.Fprintf(&b, "\t\t\t%s\n", o)
+		}
 	}
 	b.WriteString("\t\t}\n")
 	return b.String()
 }
+
+// testChainOpts keep tests quick: short timeouts, frequent health checks,
+// and shared subscriptions released as soon as their last client leaves.
+const testChainOpts = `request_timeout 2s
+health_interval 200ms
+subscription_grace 0s`
 
 // start runs a gateway with one chain "dev" on a fresh fake node.
 func start(t *testing.T, site string) (*testgw.Gateway, *fakenode.Node) {
@@ -36,7 +45,7 @@ func start(t *testing.T, site string) (*testgw.Gateway, *fakenode.Node) {
 	if site == "" {
 		site = "\telara_rpc"
 	}
-	gw := testgw.Start(t, chainBlock("dev", "2s", node.URL()), site)
+	gw := testgw.Start(t, chainBlock("dev", testChainOpts, node.URL()), site)
 	return gw, node
 }
 
@@ -228,7 +237,7 @@ func containsStr(list []string, s string) bool {
 
 func TestAllowAndDenyLists(t *testing.T) {
 	node := fakenode.Start(t)
-	gw := testgw.Start(t, chainBlock("dev", "2s", node.URL()), `
+	gw := testgw.Start(t, chainBlock("dev", testChainOpts, node.URL()), `
 	@operator path /operator/*
 	handle @operator {
 		uri strip_prefix /operator
@@ -322,6 +331,9 @@ func TestWebSocketCallsAndSharedPool(t *testing.T) {
 
 func TestWebSocketSubscriptionLifecycle(t *testing.T) {
 	gw, node := start(t, "")
+	// The gateway's health monitor holds head subscriptions of its own.
+	waitFor(t, "health monitor", func() bool { return node.ActiveSubscriptions("chain_subscribeFinalizedHeads") == 1 })
+	baseHeads, baseAll := node.ActiveSubscriptions("chain_subscribeNewHeads"), node.TotalActiveSubscriptions()
 	c := testgw.Dial(t, gw.WS("/dev"))
 	sub := c.Subscribe("chain_subscribeNewHeads", nil)
 	first := c.Next(5 * time.Second)
@@ -333,7 +345,7 @@ func TestWebSocketSubscriptionLifecycle(t *testing.T) {
 	if !bytes.Contains(n.Params.Result, []byte(fmt.Sprintf(`"number":"0x%x"`, h.Number))) {
 		t.Fatalf("new head notification %s, want number %d", n.Raw, h.Number)
 	}
-	if node.ActiveSubscriptions("chain_subscribeNewHeads") != 1 {
+	if node.ActiveSubscriptions("chain_subscribeNewHeads") != baseHeads+1 {
 		t.Fatalf("upstream subscriptions: %d", node.ActiveSubscriptions("chain_subscribeNewHeads"))
 	}
 	if r := c.Call("chain_unsubscribeNewHeads", []json.RawMessage{sub}); string(r.Result) != "true" {
@@ -345,7 +357,7 @@ func TestWebSocketSubscriptionLifecycle(t *testing.T) {
 	if r := c.Call("chain_unsubscribeNewHeads", []string{"nope"}); string(r.Result) != "false" {
 		t.Fatalf("unknown id: %s", r.Raw)
 	}
-	waitFor(t, "upstream unsubscribe", func() bool { return node.ActiveSubscriptions("chain_subscribeNewHeads") == 0 })
+	waitFor(t, "upstream unsubscribe", func() bool { return node.ActiveSubscriptions("chain_subscribeNewHeads") == baseHeads })
 	node.Chain().NewBlock()
 	c.NoNotification(200 * time.Millisecond)
 
@@ -354,9 +366,9 @@ func TestWebSocketSubscriptionLifecycle(t *testing.T) {
 	c2.Subscribe("chain_subscribeNewHeads", nil)
 	c2.Subscribe("chain_subscribeFinalizedHeads", nil)
 	c2.Subscribe("state_subscribeRuntimeVersion", nil)
-	waitFor(t, "three subscriptions", func() bool { return node.TotalActiveSubscriptions() == 3 })
+	waitFor(t, "three subscriptions", func() bool { return node.TotalActiveSubscriptions() == baseAll+3 })
 	c2.Conn.Close()
-	waitFor(t, "subscriptions released on disconnect", func() bool { return node.TotalActiveSubscriptions() == 0 })
+	waitFor(t, "subscriptions released on disconnect", func() bool { return node.TotalActiveSubscriptions() == baseAll })
 }
 
 func TestWebSocketEarlyNotificationsAreDeliveredAfterReply(t *testing.T) {
@@ -464,7 +476,7 @@ func TestWebSocketBehindOtherHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := testgw.Start(t, chainBlock("dev", "2s", node.URL()), `
+	gw := testgw.Start(t, chainBlock("dev", testChainOpts, node.URL()), `
 	log
 	encode gzip zstd
 	header X-Gateway elara

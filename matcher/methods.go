@@ -13,6 +13,12 @@ type Family struct {
 	// Resumable subscriptions can be re-opened on another connection
 	// without the client noticing; the others end when their node is lost.
 	Resumable bool
+	// Shared subscriptions are opened once upstream per distinct params
+	// and fanned out to every client that asks for the same thing.
+	Shared bool
+	// Subscribe is the method used upstream for shared subscriptions,
+	// whichever alias the client used.
+	Subscribe string
 	// LostEvent, for subscriptions that cannot resume, is the notification
 	// result that tells the client it ended (nil: the client is not told).
 	LostEvent []byte
@@ -47,12 +53,12 @@ var (
 	bySubscribe   = map[string]entry{}
 	byUnsubscribe = map[string]entry{}
 	families      = map[string]Family{
-		"newHeads":              {Resumable: true},
-		"allHeads":              {Resumable: true},
-		"finalizedHeads":        {Resumable: true},
-		"runtimeVersion":        {Resumable: true},
-		"storage":               {Resumable: true},
-		"grandpaJustifications": {Resumable: true},
+		"newHeads":              {Resumable: true, Shared: true, Subscribe: "chain_subscribeNewHeads", Unsubscribe: "chain_unsubscribeNewHeads"},
+		"allHeads":              {Resumable: true, Shared: true, Subscribe: "chain_subscribeAllHeads", Unsubscribe: "chain_unsubscribeAllHeads"},
+		"finalizedHeads":        {Resumable: true, Shared: true, Subscribe: "chain_subscribeFinalizedHeads", Unsubscribe: "chain_unsubscribeFinalizedHeads"},
+		"runtimeVersion":        {Resumable: true, Shared: true, Subscribe: "state_subscribeRuntimeVersion", Unsubscribe: "state_unsubscribeRuntimeVersion"},
+		"storage":               {Resumable: true, Shared: true, Subscribe: "state_subscribeStorage", Unsubscribe: "state_unsubscribeStorage"},
+		"grandpaJustifications": {Resumable: true, Shared: true, Subscribe: "grandpa_subscribeJustifications", Unsubscribe: "grandpa_unsubscribeJustifications"},
 		"beefyJustifications":   {Resumable: true},
 		"eth":                   {Resumable: true},
 		// The events the specs define for a watch that cannot continue.
@@ -78,7 +84,9 @@ func LookupSubscribe(method string) (Family, bool) {
 	}
 	f := families[e.family]
 	f.Name = e.family
-	f.Unsubscribe = e.unsubscribe
+	if !f.Shared {
+		f.Subscribe, f.Unsubscribe = e.subscribe, e.unsubscribe
+	}
 	return f, true
 }
 

@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -13,9 +14,13 @@ import (
 	"github.com/elara-gateway/elara/suber"
 )
 
-// Upstream opens subscriptions on a chain's nodes.
+// Upstream is the chain's set of nodes, as the matcher needs it.
 type Upstream interface {
 	Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink suber.Sink) (*suber.Subscription, error)
+	// Ready reports whether a node may serve users now.
+	Ready(n *suber.Node) bool
+	// Changes returns a channel closed at the next health change.
+	Changes() <-chan struct{}
 }
 
 // Client is the part of a client connection the matcher writes to.
@@ -26,18 +31,75 @@ type Client interface {
 	Send(frame []byte) bool
 }
 
+// Options tune a Matcher.
+type Options struct {
+	// Grace is how long a shared upstream subscription outlives its last
+	// client, so a client that comes back at once reuses it.
+	Grace time.Duration
+	// CallTimeout bounds each upstream call the matcher makes itself.
+	CallTimeout time.Duration
+	Logger      *zap.Logger
+}
+
+// ErrClosed is returned after the matcher was closed.
+var ErrClosed = errors.New("matcher closed")
+
 // Matcher binds client subscriptions to upstream ones for one chain.
 type Matcher struct {
-	up  Upstream
-	log *zap.Logger
-	// ResubscribeTimeout bounds each attempt to re-open a lost subscription.
-	ResubscribeTimeout time.Duration
-	// wg tracks background work so Close can wait for it.
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	up   Upstream
+	opts Options
+	log  *zap.Logger
+
 	ctx    context.Context
 	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	shared map[string]*sharedSub
+}
+
+// New returns a matcher over up and starts watching node health, so
+// shared subscriptions leave nodes that stop being ready.
+func New(up Upstream, opts Options) *Matcher {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Matcher{up: up, opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, shared: make(map[string]*sharedSub)}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.watchHealth()
+	}()
+	return m
+}
+
+// Close ends every shared subscription and waits for background work.
+func (m *Matcher) Close() {
+	m.mu.Lock()
+	m.closed = true
+	subs := make([]*sharedSub, 0, len(m.shared))
+	for _, s := range m.shared {
+		subs = append(subs, s)
+	}
+	m.shared = map[string]*sharedSub{}
+	m.mu.Unlock()
+	for _, s := range subs {
+		s.finish()
+	}
+	m.cancel()
+	m.wg.Wait()
+}
+
+// SharedCount is how many shared subscriptions are open upstream.
+func (m *Matcher) SharedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.shared)
 }
 
 // background runs fn on its own goroutine, or, once the matcher is
@@ -57,22 +119,26 @@ func (m *Matcher) background(fn func()) {
 	}()
 }
 
-// New returns a matcher over up.
-func New(up Upstream, log *zap.Logger) *Matcher {
-	if log == nil {
-		log = zap.NewNop()
+// watchHealth moves shared subscriptions off nodes that stop being ready.
+func (m *Matcher) watchHealth() {
+	for {
+		select {
+		case <-m.up.Changes():
+		case <-m.ctx.Done():
+			return
+		}
+		m.mu.Lock()
+		subs := make([]*sharedSub, 0, len(m.shared))
+		for _, s := range m.shared {
+			subs = append(subs, s)
+		}
+		m.mu.Unlock()
+		for _, s := range subs {
+			if n := s.node(); n != nil && !m.up.Ready(n) {
+				s.enqueue(sharedEvent{kind: evCheck})
+			}
+		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Matcher{up: up, log: log, ResubscribeTimeout: 10 * time.Second, ctx: ctx, cancel: cancel}
-}
-
-// Close stops background work (resubscriptions, cleanups) and waits for it.
-func (m *Matcher) Close() {
-	m.mu.Lock()
-	m.closed = true
-	m.mu.Unlock()
-	m.cancel()
-	m.wg.Wait()
 }
 
 // ClientSub is one client's subscription.
@@ -86,32 +152,37 @@ type ClientSub struct {
 
 	mu sync.Mutex
 	// Until the client has its subscribe reply, notifications wait here.
-	active  bool
-	held    [][]byte
-	up      *suber.Subscription
-	ended   bool
-	resumes int
+	active bool
+	held   [][]byte
+	ended  bool
+	// Exactly one of up (a subscription of its own) and shared is set.
+	up     *suber.Subscription
+	shared *sharedSub
 }
 
 // maxHeld bounds notifications held for one subscription before its reply.
 const maxHeld = 1024
 
-// Subscribe opens a subscription for client. The caller sends the reply
-// (whose result is ID()) and then calls Activate.
+// Subscribe opens a subscription for client: shared with other clients
+// when the method allows, otherwise one of its own. The caller sends the
+// reply (whose result is ID()) and then calls Activate.
 func (m *Matcher) Subscribe(ctx context.Context, client Client, method string, params json.RawMessage) (*ClientSub, error) {
 	fam, ok := LookupSubscribe(method)
 	if !ok {
-		fam = Family{Name: method, Unsubscribe: guessUnsubscribe(method)}
+		fam = Family{Name: method, Subscribe: method, Unsubscribe: guessUnsubscribe(method)}
 	}
-	s := &ClientSub{m: m, id: newSubscriptionID(), client: client, family: fam, method: method, params: params}
-	up, err := m.up.Subscribe(ctx, method, params, fam.Unsubscribe, s)
+	cs := &ClientSub{m: m, id: newSubscriptionID(), client: client, family: fam, method: method, params: params}
+	if fam.Shared {
+		return cs, m.join(ctx, cs)
+	}
+	up, err := m.up.Subscribe(ctx, method, params, fam.Unsubscribe, cs)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.up = up
-	s.mu.Unlock()
-	return s, nil
+	cs.mu.Lock()
+	cs.up = up
+	cs.mu.Unlock()
+	return cs, nil
 }
 
 // ID is the subscription id the client sees.
@@ -119,6 +190,14 @@ func (s *ClientSub) ID() json.RawMessage { return s.id }
 
 // Family is the kind of subscription.
 func (s *ClientSub) Family() Family { return s.family }
+
+// Upstream is the node-side subscription of a subscription of its own
+// (nil for shared ones): calls that name the subscription go through it.
+func (s *ClientSub) Upstream() *suber.Subscription {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
+}
 
 // Activate releases held notifications; call it once the subscribe reply
 // has been queued for the client.
@@ -132,9 +211,8 @@ func (s *ClientSub) Activate() {
 	s.active = true
 }
 
-// Notify implements suber.Sink.
-func (s *ClientSub) Notify(method string, result json.RawMessage) {
-	frame := jsonrpc.AppendNotification(nil, method, s.id, result)
+// deliver sends a frame, or holds it until the client has its reply.
+func (s *ClientSub) deliver(frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -149,29 +227,24 @@ func (s *ClientSub) Notify(method string, result json.RawMessage) {
 	s.client.Send(frame)
 }
 
+// Notify implements suber.Sink for subscriptions of their own.
+func (s *ClientSub) Notify(method string, result json.RawMessage) {
+	s.deliver(jsonrpc.AppendNotification(nil, method, s.id, result))
+}
+
 // Lost implements suber.Sink: the node's connection closed under the
-// subscription. Resumable ones are re-opened on any connected node; the
-// others end with the event their spec defines.
+// subscription. Resumable ones are re-opened on a ready node; the others
+// end with the event their spec defines, never in silence.
 func (s *ClientSub) Lost(err error) {
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		return
-	}
 	if !s.family.Resumable {
-		s.ended = true
 		if s.family.LostEvent != nil {
-			frame := jsonrpc.AppendNotification(nil, s.notificationMethod(), s.id, s.family.LostEvent)
-			if s.active {
-				s.client.Send(frame)
-			} else {
-				s.held = append(s.held, frame)
-			}
+			s.deliver(jsonrpc.AppendNotification(nil, s.notificationMethod(), s.id, s.family.LostEvent))
 		}
+		s.mu.Lock()
+		s.ended = true
 		s.mu.Unlock()
 		return
 	}
-	s.mu.Unlock()
 	s.m.background(func() { s.resume(err) })
 }
 
@@ -200,27 +273,22 @@ func (s *ClientSub) resume(cause error) {
 		if ended || s.m.ctx.Err() != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.ResubscribeTimeout)
+		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
 		up, err := s.m.up.Subscribe(ctx, s.method, s.params, s.family.Unsubscribe, s)
 		cancel()
 		if err == nil {
 			s.mu.Lock()
 			if s.ended {
 				s.mu.Unlock()
-				s.unsubscribeUpstream(up)
+				s.m.unsubscribe(up)
 				return
 			}
 			s.up = up
-			s.resumes++
 			s.mu.Unlock()
 			s.m.log.Debug("subscription resumed", zap.String("method", s.method), zap.NamedError("cause", cause))
 			return
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.m.ctx.Done():
-			t.Stop()
+		if !sleepOrChange(s.m.ctx, s.m.up.Changes(), backoff) {
 			return
 		}
 		backoff = min(backoff*2, 5*time.Second)
@@ -228,7 +296,7 @@ func (s *ClientSub) resume(cause error) {
 }
 
 // Unsubscribe ends the subscription at the client's request and returns
-// what the node answered.
+// what a node answers: true, or false when it had already ended.
 func (s *ClientSub) Unsubscribe(ctx context.Context) (json.RawMessage, error) {
 	s.mu.Lock()
 	if s.ended {
@@ -236,16 +304,20 @@ func (s *ClientSub) Unsubscribe(ctx context.Context) (json.RawMessage, error) {
 		return json.RawMessage("false"), nil
 	}
 	s.ended = true
-	up := s.up
+	up, shared := s.up, s.shared
 	s.mu.Unlock()
+	if shared != nil {
+		shared.leave(s)
+		return json.RawMessage("true"), nil
+	}
 	if up == nil {
 		return json.RawMessage("true"), nil
 	}
 	return up.Unsubscribe(ctx)
 }
 
-// Close ends the subscription because its client left; the upstream one
-// is released in the background.
+// Close ends the subscription because its client left; an upstream one of
+// its own is released in the background.
 func (s *ClientSub) Close() {
 	s.mu.Lock()
 	if s.ended {
@@ -253,21 +325,38 @@ func (s *ClientSub) Close() {
 		return
 	}
 	s.ended = true
-	up := s.up
+	up, shared := s.up, s.shared
 	s.mu.Unlock()
+	if shared != nil {
+		shared.leave(s)
+		return
+	}
 	if up != nil {
-		s.m.background(func() { s.unsubscribeUpstream(up) })
+		s.m.background(func() { s.m.unsubscribe(up) })
 	}
 }
 
-func (s *ClientSub) unsubscribeUpstream(up *suber.Subscription) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.m.ResubscribeTimeout)
+func (m *Matcher) unsubscribe(up *suber.Subscription) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.CallTimeout)
 	defer cancel()
 	if _, err := up.Unsubscribe(ctx); err != nil {
-		if ce := s.m.log.Check(zap.DebugLevel, "upstream unsubscribe failed"); ce != nil {
-			ce.Write(zap.String("method", s.method), zap.Error(err))
+		if ce := m.log.Check(zap.DebugLevel, "upstream unsubscribe failed"); ce != nil {
+			ce.Write(zap.Error(err))
 		}
 	}
+}
+
+// sleepOrChange waits d, or less if node health changes; false if ctx ends.
+func sleepOrChange(ctx context.Context, changes <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-changes:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -284,18 +373,10 @@ func newSubscriptionID() json.RawMessage {
 }
 
 func guessUnsubscribe(method string) string {
-	prefix, name, ok := cutSubscribe(method)
-	if !ok {
-		return ""
-	}
-	return prefix + "_unsubscribe" + name
-}
-
-func cutSubscribe(method string) (prefix, rest string, ok bool) {
 	for i := 0; i+len("_subscribe") <= len(method); i++ {
 		if method[i:i+len("_subscribe")] == "_subscribe" {
-			return method[:i], method[i+len("_subscribe"):], true
+			return method[:i] + "_unsubscribe" + method[i+len("_subscribe"):]
 		}
 	}
-	return "", "", false
+	return ""
 }

@@ -3,62 +3,232 @@ package suber
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Group is the set of nodes serving one chain. Calls are spread
-// round-robin over the nodes that are connected.
+// ErrNoReadyNode means every node of the chain is down, syncing, lagging
+// or stalled.
+var ErrNoReadyNode = errors.New("no ready upstream node (all are down, syncing or behind)")
+
+// Readiness decides when a node may serve users.
+type Readiness struct {
+	// MaxLag is how many blocks a node's best head may trail the best
+	// ready node's.
+	MaxLag uint64
+	// HeadTimeout is how long a node may go without a new head while
+	// another node of the chain keeps seeing them. Zero disables the rule.
+	HeadTimeout time.Duration
+}
+
+// DefaultReadiness is used for zero fields.
+var DefaultReadiness = Readiness{MaxLag: 5, HeadTimeout: time.Minute}
+
+// Group is the set of nodes serving one chain. Calls go round-robin to
+// the nodes that are ready.
 type Group struct {
 	nodes []*Node
+	rules Readiness
 	rr    atomic.Uint64
+
+	mu      sync.Mutex
+	changed chan struct{}
+	unwatch []func()
 }
 
 // NewGroup returns a group over nodes (which it does not own).
-func NewGroup(nodes []*Node) *Group { return &Group{nodes: nodes} }
+func NewGroup(nodes []*Node, rules Readiness) *Group {
+	g := &Group{nodes: nodes, rules: rules, changed: make(chan struct{})}
+	for _, n := range nodes {
+		g.unwatch = append(g.unwatch, n.onChange(g.signal))
+	}
+	return g
+}
+
+// Close stops watching the nodes.
+func (g *Group) Close() {
+	for _, u := range g.unwatch {
+		u()
+	}
+}
 
 // Nodes are the group's nodes, in configuration order.
 func (g *Group) Nodes() []*Node { return g.nodes }
 
-// pick returns the next connected node that satisfies want, or, when none
-// is connected, the next node that does (its call fails fast or waits for
-// its first connection).
-func (g *Group) pick(want func(*Node) bool) *Node {
-	if len(g.nodes) == 0 {
-		return nil
+// Changes returns a channel closed at the next change of any node's health.
+func (g *Group) Changes() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.changed
+}
+
+func (g *Group) signal() {
+	g.mu.Lock()
+	close(g.changed)
+	g.changed = make(chan struct{})
+	g.mu.Unlock()
+}
+
+// Health reports every node, with the group's verdict on each.
+func (g *Group) Health() []Health {
+	hs := make([]Health, len(g.nodes))
+	for i, n := range g.nodes {
+		hs[i] = n.Health()
 	}
-	start := g.rr.Add(1)
-	var fallback *Node
-	for i := range g.nodes {
-		n := g.nodes[(start+uint64(i))%uint64(len(g.nodes))]
-		if !want(n) {
+	g.judge(hs)
+	return hs
+}
+
+// judge fills Ready and NotReadyBecause by comparing the nodes.
+func (g *Group) judge(hs []Health) {
+	var maxBest uint64
+	var newest time.Time
+	candidate := make([]bool, len(hs))
+	for i, h := range hs {
+		switch {
+		case !h.Connected:
+			hs[i].NotReadyBecause = "not connected"
+		case !h.Checked:
+			hs[i].NotReadyBecause = "health not checked yet"
+		case h.Syncing:
+			hs[i].NotReadyBecause = "syncing"
+		case h.ShouldHavePeers && h.Peers == 0:
+			hs[i].NotReadyBecause = "no peers"
+		default:
+			candidate[i] = true
+			maxBest = max(maxBest, h.Best)
+			if h.LastHeadAt.After(newest) {
+				newest = h.LastHeadAt
+			}
+		}
+	}
+	for i, h := range hs {
+		if !candidate[i] {
 			continue
 		}
-		if n.Connected() {
-			return n
-		}
-		if fallback == nil {
-			fallback = n
+		switch {
+		case h.Best+g.rules.MaxLag < maxBest:
+			hs[i].NotReadyBecause = fmt.Sprintf("best head %d is more than %d blocks behind %d", h.Best, g.rules.MaxLag, maxBest)
+		case g.rules.HeadTimeout > 0 && newest.Sub(h.LastHeadAt) > g.rules.HeadTimeout:
+			hs[i].NotReadyBecause = fmt.Sprintf("no new head for %s while others see them", newest.Sub(h.LastHeadAt).Round(time.Second))
+		default:
+			hs[i].Ready = true
 		}
 	}
-	return fallback
+}
+
+// Ready reports whether n may serve users now.
+func (g *Group) Ready(n *Node) bool {
+	for i, h := range g.Health() {
+		if g.nodes[i] == n {
+			return h.Ready
+		}
+	}
+	return false
+}
+
+// ReadyCount is how many nodes may serve users now.
+func (g *Group) ReadyCount() int {
+	c := 0
+	for _, h := range g.Health() {
+		if h.Ready {
+			c++
+		}
+	}
+	return c
+}
+
+// pending reports whether some node may become ready any moment: still
+// making its first connection, or connected and not yet checked.
+func (g *Group) pending(hs []Health) bool {
+	for i, h := range hs {
+		n := g.nodes[i]
+		select {
+		case <-n.tried:
+		default:
+			return true
+		}
+		if h.Connected && !h.Checked && h.LastError == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// pick returns the next ready node that satisfies want and is not skip.
+// While no node is ready but one may soon be, it waits, bounded by ctx.
+func (g *Group) pick(ctx context.Context, want func(*Node) bool, skip *Node) (*Node, error) {
+	for {
+		changes := g.Changes()
+		hs := g.Health()
+		start := g.rr.Add(1)
+		for i := range g.nodes {
+			j := int((start + uint64(i)) % uint64(len(g.nodes)))
+			if hs[j].Ready && g.nodes[j] != skip && want(g.nodes[j]) {
+				return g.nodes[j], nil
+			}
+		}
+		if !g.pending(hs) {
+			return nil, ErrNoReadyNode
+		}
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			return nil, ErrNoReadyNode
+		}
+	}
 }
 
 func anyNode(*Node) bool { return true }
 
-// Call sends a request to one node of the group.
+// Call sends a request to a ready node. A read that loses its connection
+// mid-flight is retried once on another ready node; writes never are, as
+// the first node may have acted on them.
 func (g *Group) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	n := g.pick(anyNode)
-	if n == nil {
-		return nil, ErrUnavailable
+	n, err := g.pick(ctx, anyNode, nil)
+	if err != nil {
+		return nil, err
 	}
-	return n.Call(ctx, method, params)
+	result, err := n.Call(ctx, method, params)
+	if err != nil && errors.Is(err, ErrConnectionLost) && ctx.Err() == nil && !IsWrite(method) {
+		if other, perr := g.pick(ctx, anyNode, n); perr == nil {
+			return other.Call(ctx, method, params)
+		}
+	}
+	return result, err
 }
 
-// Subscribe opens a subscription on one node that has a WebSocket transport.
+// Subscribe opens a subscription on a ready node with a WebSocket transport.
 func (g *Group) Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink Sink) (*Subscription, error) {
-	n := g.pick((*Node).SupportsSubscriptions)
-	if n == nil {
-		return nil, ErrNoSubscriptions
+	n, err := g.pick(ctx, (*Node).SupportsSubscriptions, nil)
+	if err != nil {
+		if len(g.nodes) > 0 && !g.anySubscriptions() {
+			return nil, ErrNoSubscriptions
+		}
+		return nil, err
 	}
 	return n.Subscribe(ctx, method, params, unsubMethod, sink)
+}
+
+func (g *Group) anySubscriptions() bool {
+	for _, n := range g.nodes {
+		if n.SupportsSubscriptions() {
+			return true
+		}
+	}
+	return false
+}
+
+// IsWrite reports whether a method may change state on the node (submit
+// a transaction, say): such calls are never retried on another node.
+func IsWrite(method string) bool {
+	return strings.HasPrefix(method, "author_") ||
+		strings.HasPrefix(method, "transaction") ||
+		strings.HasPrefix(method, "eth_send") ||
+		strings.Contains(method, "submit") ||
+		strings.Contains(method, "broadcast")
 }

@@ -40,6 +40,16 @@ type Node struct {
 
 	rr     atomic.Uint64
 	nextID atomic.Uint64
+
+	// display is the URL without secrets, for logs and health reports.
+	display string
+	now     clock
+	kicks   chan struct{}
+
+	hmu         sync.Mutex
+	health      healthState
+	watchers    map[int]func()
+	nextWatcher int
 }
 
 // NewNode checks the URL and prepares the node; Start connects it.
@@ -51,12 +61,16 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		url:    rawURL,
-		opts:   opts,
-		log:    opts.Logger.With(zap.String("node", redact(u))),
-		ctx:    ctx,
-		cancel: cancel,
-		tried:  make(chan struct{}),
+		url:      rawURL,
+		opts:     opts,
+		log:      opts.Logger.With(zap.String("node", redact(u))),
+		ctx:      ctx,
+		cancel:   cancel,
+		tried:    make(chan struct{}),
+		display:  redact(u),
+		now:      time.Now,
+		kicks:    make(chan struct{}, 1),
+		watchers: make(map[int]func()),
 	}
 	switch u.Scheme {
 	case "ws", "wss":
@@ -78,10 +92,18 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 // URL is the node's address as configured.
 func (n *Node) URL() string { return n.url }
 
+// String is the node's address without credentials, for logs.
+func (n *Node) String() string { return n.display }
+
 // Start begins connecting. It is idempotent, so every config that shares
 // the node may call it.
 func (n *Node) Start() {
 	n.startOnce.Do(func() {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.monitor(n.ctx)
+		}()
 		for _, s := range n.slots {
 			n.wg.Add(1)
 			go func() {
@@ -241,9 +263,14 @@ func (s *slot) run(ctx context.Context) {
 			failing = false
 		}
 		s.cur.Store(sess)
+		n.kick()
 		started := time.Now()
 		sess.run(ctx)
 		s.cur.Store(nil)
+		if !n.Connected() {
+			// Whatever was known is stale until the node is checked again.
+			n.updateHealth(func(h *healthState) { h.checked = false })
+		}
 		if ctx.Err() != nil {
 			return
 		}

@@ -20,18 +20,22 @@ type Options struct {
 	// BackoffMin and BackoffMax bound the wait between reconnect attempts;
 	// the wait doubles on each failure and is jittered.
 	BackoffMin, BackoffMax time.Duration
+	// HealthInterval is how often the node's system_health is polled
+	// (and, for HTTP nodes, its heads).
+	HealthInterval time.Duration
 	// Logger receives connection events.
 	Logger *zap.Logger
 }
 
 // Defaults for Options fields left zero.
 const (
-	DefaultPoolSize     = 4
-	DefaultDialTimeout  = 5 * time.Second
-	DefaultPingInterval = 20 * time.Second
-	DefaultReadLimit    = 64 << 20
-	DefaultBackoffMin   = 200 * time.Millisecond
-	DefaultBackoffMax   = 30 * time.Second
+	DefaultPoolSize       = 4
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultPingInterval   = 20 * time.Second
+	DefaultReadLimit      = 64 << 20
+	DefaultBackoffMin     = 200 * time.Millisecond
+	DefaultBackoffMax     = 30 * time.Second
+	DefaultHealthInterval = 5 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -55,6 +59,9 @@ func (o Options) withDefaults() Options {
 		if o.BackoffMax < o.BackoffMin {
 			o.BackoffMax = o.BackoffMin
 		}
+	}
+	if o.HealthInterval <= 0 {
+		o.HealthInterval = DefaultHealthInterval
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -65,6 +65,25 @@ func (s *Subscription) Unsubscribe(ctx context.Context) (json.RawMessage, error)
 	return m.Result, nil
 }
 
+// Call sends a request on the connection holding the subscription: calls
+// that name it (chainHead_v1_*) must reach the node that owns it.
+func (s *Subscription) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	s.mu.Lock()
+	sess := s.sess
+	s.mu.Unlock()
+	if sess == nil || sess.isClosed() {
+		return nil, ErrConnectionLost
+	}
+	m, err := sess.call(ctx, method, params, nil)
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
+}
+
 func (s *Subscription) lost(err error) {
 	s.mu.Lock()
 	already := s.done

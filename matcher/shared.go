@@ -1,0 +1,523 @@
+package matcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+	"github.com/elara-gateway/elara/suber"
+)
+
+// sharedSub is one upstream subscription fanned out to many clients. A
+// worker goroutine owns the upstream side: it applies notifications in
+// order, re-opens the subscription on another ready node when its node is
+// lost or stops being ready, and keeps what clients see consistent across
+// such switches (heads never repeat or go back, finalized numbers are
+// never skipped, unchanged values are not re-sent).
+type sharedSub struct {
+	m      *Matcher
+	key    string
+	fam    Family
+	params json.RawMessage
+	events chan sharedEvent
+	stop   chan struct{}
+	done   chan struct{}
+	opened chan struct{}
+	// openErr is written before opened is closed.
+	openErr error
+
+	mu       sync.Mutex
+	clients  map[*ClientSub]struct{}
+	closed   bool
+	grace    *time.Timer
+	up       *suber.Subscription
+	gen      uint64
+	notif    string
+	last     json.RawMessage
+	lastNum  uint64
+	haveNum  bool
+	storage  map[string]json.RawMessage
+	stBlock  json.RawMessage
+	stopOnce sync.Once
+}
+
+type eventKind int
+
+const (
+	evNotify eventKind = iota
+	evLost
+	evCheck
+)
+
+type sharedEvent struct {
+	kind   eventKind
+	gen    uint64
+	method string
+	result json.RawMessage
+}
+
+// sharedQueue bounds notifications waiting for the worker; it is drained
+// without blocking on clients, so it only fills if a gap fill stalls.
+const sharedQueue = 8192
+
+// maxGapFill bounds how many missed finalized headers are fetched at once.
+const maxGapFill = 256
+
+type sharedSink struct {
+	s   *sharedSub
+	gen uint64
+}
+
+func (k sharedSink) Notify(method string, result json.RawMessage) {
+	k.s.enqueue(sharedEvent{kind: evNotify, gen: k.gen, method: method, result: result})
+}
+
+func (k sharedSink) Lost(error) { k.s.enqueue(sharedEvent{kind: evLost, gen: k.gen}) }
+
+func (s *sharedSub) enqueue(ev sharedEvent) {
+	select {
+	case s.events <- ev:
+	default:
+		s.m.log.Warn("shared subscription queue full; notification dropped", zap.String("subscription", s.fam.Name))
+	}
+}
+
+// join adds cs to the shared subscription for its params, creating it if
+// needed. Creation happens under the matcher's lock, so clients arriving
+// together always share one upstream subscription.
+func (m *Matcher) join(ctx context.Context, cs *ClientSub) error {
+	params, err := canonicalParams(cs.family, cs.params)
+	if err != nil {
+		return jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: "+err.Error())
+	}
+	key := cs.family.Name + "\x00" + string(params)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	s := m.shared[key]
+	if s == nil {
+		s = &sharedSub{
+			m: m, key: key, fam: cs.family, params: params,
+			events:  make(chan sharedEvent, sharedQueue),
+			stop:    make(chan struct{}),
+			done:    make(chan struct{}),
+			opened:  make(chan struct{}),
+			clients: make(map[*ClientSub]struct{}),
+		}
+		m.shared[key] = s
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			s.run()
+		}()
+	}
+	s.mu.Lock()
+	s.addLocked(cs)
+	s.mu.Unlock()
+	m.mu.Unlock()
+
+	select {
+	case <-s.opened:
+	case <-ctx.Done():
+		s.leave(cs)
+		return ctx.Err()
+	}
+	if s.openErr != nil {
+		s.leave(cs)
+		return s.openErr
+	}
+	return nil
+}
+
+// addLocked registers a client and gives it at once what a node gives a
+// new subscriber: the current head or version, or the current values of
+// its storage keys. Joins and deliveries both hold s.mu, so the client
+// gets every later notification exactly once.
+func (s *sharedSub) addLocked(cs *ClientSub) {
+	if s.grace != nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	cs.shared = s
+	s.clients[cs] = struct{}{}
+	if s.notif == "" {
+		return
+	}
+	switch {
+	case s.fam.Name == "storage":
+		if replay := s.storageReplayLocked(); replay != nil {
+			cs.deliver(jsonrpc.AppendNotification(nil, s.notif, cs.id, replay))
+		}
+	case s.fam.Name == "grandpaJustifications":
+		// Justifications are events, not state: nothing to replay.
+	case s.last != nil:
+		cs.deliver(jsonrpc.AppendNotification(nil, s.notif, cs.id, s.last))
+	}
+}
+
+// leave removes a client; the last one to leave starts the grace period.
+func (s *sharedSub) leave(cs *ClientSub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[cs]; !ok {
+		return
+	}
+	delete(s.clients, cs)
+	if len(s.clients) > 0 || s.closed {
+		return
+	}
+	if s.m.opts.Grace <= 0 {
+		go s.expire()
+		return
+	}
+	s.grace = time.AfterFunc(s.m.opts.Grace, s.expire)
+}
+
+// expire closes the subscription if no client came back.
+func (s *sharedSub) expire() {
+	m := s.m
+	m.mu.Lock()
+	s.mu.Lock()
+	if len(s.clients) > 0 || s.closed {
+		s.mu.Unlock()
+		m.mu.Unlock()
+		return
+	}
+	s.closed = true
+	if m.shared[s.key] == s {
+		delete(m.shared, s.key)
+	}
+	s.mu.Unlock()
+	m.mu.Unlock()
+	s.finish()
+}
+
+// finish stops the worker, which unsubscribes upstream.
+func (s *sharedSub) finish() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		if s.grace != nil {
+			s.grace.Stop()
+		}
+		s.mu.Unlock()
+		close(s.stop)
+	})
+}
+
+func (s *sharedSub) node() *suber.Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.up == nil {
+		return nil
+	}
+	return s.up.Node()
+}
+
+// run is the worker: open, then apply events until stopped.
+func (s *sharedSub) run() {
+	defer close(s.done)
+	err := s.open(s.m.ctx)
+	s.openErr = err
+	close(s.opened)
+	if err != nil {
+		s.m.mu.Lock()
+		s.mu.Lock()
+		s.closed = true
+		if s.m.shared[s.key] == s {
+			delete(s.m.shared, s.key)
+		}
+		s.mu.Unlock()
+		s.m.mu.Unlock()
+		return
+	}
+	for {
+		select {
+		case ev := <-s.events:
+			s.handle(ev)
+		case <-s.stop:
+			s.release()
+			return
+		}
+	}
+}
+
+// open subscribes on a ready node and makes it current.
+func (s *sharedSub) open(ctx context.Context) error {
+	s.mu.Lock()
+	gen := s.gen + 1
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.m.opts.CallTimeout)
+	defer cancel()
+	up, err := s.m.up.Subscribe(ctx, s.fam.Subscribe, s.params, s.fam.Unsubscribe, sharedSink{s: s, gen: gen})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.up
+	s.up, s.gen = up, gen
+	s.mu.Unlock()
+	if old != nil {
+		s.m.background(func() { s.m.unsubscribe(old) })
+	}
+	return nil
+}
+
+func (s *sharedSub) release() {
+	s.mu.Lock()
+	up := s.up
+	s.up = nil
+	s.mu.Unlock()
+	if up != nil {
+		s.m.unsubscribe(up)
+	}
+}
+
+func (s *sharedSub) handle(ev sharedEvent) {
+	s.mu.Lock()
+	current := ev.gen == s.gen
+	s.mu.Unlock()
+	switch ev.kind {
+	case evNotify:
+		if current {
+			s.apply(ev.method, ev.result)
+		}
+	case evLost:
+		if current {
+			s.mu.Lock()
+			s.up = nil
+			s.mu.Unlock()
+			s.resume("connection lost")
+		}
+	case evCheck:
+		if n := s.node(); n != nil && !s.m.up.Ready(n) {
+			s.resume("node no longer ready")
+		}
+	}
+}
+
+// resume re-opens the subscription on a ready node, waiting for one as
+// long as it takes; clients stay subscribed meanwhile.
+func (s *sharedSub) resume(why string) {
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		changes := s.m.up.Changes()
+		if err := s.open(s.m.ctx); err == nil {
+			s.m.log.Info("shared subscription moved", zap.String("subscription", s.fam.Name), zap.String("reason", why), zap.Stringer("node", s.node()))
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-s.m.ctx.Done():
+			return
+		case <-changes:
+		case <-time.After(backoff):
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+}
+
+// apply turns one upstream notification into what clients receive.
+func (s *sharedSub) apply(method string, result json.RawMessage) {
+	result = compact(result)
+	switch s.fam.Name {
+	case "newHeads", "finalizedHeads":
+		num, ok := suber.HeaderNumber(result)
+		if !ok {
+			break
+		}
+		s.mu.Lock()
+		last, have := s.lastNum, s.haveNum
+		s.mu.Unlock()
+		if have && num <= last {
+			return // a head clients already saw, or an older one
+		}
+		if s.fam.Name == "finalizedHeads" && have && num > last+1 {
+			s.fillFinalized(method, last, num)
+		}
+		s.mu.Lock()
+		s.lastNum, s.haveNum = num, true
+		s.mu.Unlock()
+	case "runtimeVersion", "allHeads":
+		s.mu.Lock()
+		same := bytes.Equal(result, s.last)
+		s.mu.Unlock()
+		if same {
+			return
+		}
+	case "storage":
+		filtered, changed := s.applyStorage(result)
+		if !changed {
+			return
+		}
+		result = filtered
+	}
+	s.broadcast(method, result)
+}
+
+func (s *sharedSub) broadcast(method string, result json.RawMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notif, s.last = method, result
+	for cs := range s.clients {
+		cs.deliver(jsonrpc.AppendNotification(nil, method, cs.id, result))
+	}
+}
+
+// fillFinalized fetches the headers finalized between two notifications
+// (numbers a switch of node made clients miss) and delivers them in order.
+func (s *sharedSub) fillFinalized(method string, last, next uint64) {
+	s.mu.Lock()
+	up := s.up
+	s.mu.Unlock()
+	if up == nil {
+		return
+	}
+	from := last + 1
+	if next-from > maxGapFill {
+		from = next - maxGapFill
+	}
+	for n := from; n < next; n++ {
+		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
+		hash, err := up.Call(ctx, "chain_getBlockHash", json.RawMessage("["+strconv.FormatUint(n, 10)+"]"))
+		var header json.RawMessage
+		if err == nil && string(hash) != "null" {
+			header, err = up.Call(ctx, "chain_getHeader", json.RawMessage("["+string(hash)+"]"))
+		}
+		cancel()
+		if err != nil || len(header) == 0 || string(header) == "null" {
+			s.m.log.Warn("could not fill finalized head gap", zap.Uint64("number", n), zap.Error(err))
+			return
+		}
+		s.mu.Lock()
+		s.lastNum, s.haveNum = n, true
+		s.mu.Unlock()
+		s.broadcast(method, compact(header))
+	}
+}
+
+type storageChange struct {
+	Block   json.RawMessage     `json:"block"`
+	Changes [][]json.RawMessage `json:"changes"`
+}
+
+// applyStorage keeps the current value of each key and drops changes
+// that repeat it (what a new node sends first after a switch).
+func (s *sharedSub) applyStorage(result json.RawMessage) (json.RawMessage, bool) {
+	var sc storageChange
+	if err := json.Unmarshal(result, &sc); err != nil {
+		return result, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.storage == nil {
+		s.storage = make(map[string]json.RawMessage)
+	}
+	kept := sc.Changes[:0]
+	for _, ch := range sc.Changes {
+		if len(ch) != 2 {
+			continue
+		}
+		var key string
+		if json.Unmarshal(ch[0], &key) != nil {
+			continue
+		}
+		value := compact(ch[1])
+		if prev, ok := s.storage[key]; ok && bytes.Equal(prev, value) {
+			continue
+		}
+		s.storage[key] = value
+		kept = append(kept, ch)
+	}
+	s.stBlock = sc.Block
+	if len(kept) == 0 {
+		return nil, false
+	}
+	sc.Changes = kept
+	out, err := json.Marshal(sc)
+	if err != nil {
+		return result, true
+	}
+	return out, true
+}
+
+// storageReplayLocked is the current value of every watched key, shaped
+// as a notification. Subscriptions to all keys have nothing to replay.
+func (s *sharedSub) storageReplayLocked() json.RawMessage {
+	if s.stBlock == nil || len(s.storage) == 0 || len(s.params) <= 2 {
+		return nil
+	}
+	keys := make([]string, 0, len(s.storage))
+	for k := range s.storage {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	sc := storageChange{Block: s.stBlock}
+	for _, k := range keys {
+		kb, _ := json.Marshal(k)
+		sc.Changes = append(sc.Changes, []json.RawMessage{kb, s.storage[k]})
+	}
+	out, _ := json.Marshal(sc)
+	return out
+}
+
+// canonicalParams gives every way of asking for the same thing one
+// encoding: no params and [] are the same, storage keys are sorted,
+// deduplicated and lower-cased.
+func canonicalParams(fam Family, params json.RawMessage) (json.RawMessage, error) {
+	if len(params) == 0 || string(params) == "[]" || string(params) == "null" {
+		return json.RawMessage("[]"), nil
+	}
+	if fam.Name != "storage" {
+		return compact(params), nil
+	}
+	var args []json.RawMessage
+	if err := json.Unmarshal(params, &args); err != nil {
+		return nil, fmt.Errorf("expected an array")
+	}
+	if len(args) == 0 || string(args[0]) == "null" {
+		return json.RawMessage("[]"), nil
+	}
+	if len(args) > 1 {
+		return nil, fmt.Errorf("expected [keys]")
+	}
+	var keys []string
+	if err := json.Unmarshal(args[0], &keys); err != nil {
+		return nil, fmt.Errorf("storage keys must be hex strings")
+	}
+	for i, k := range keys {
+		if !strings.HasPrefix(k, "0x") {
+			return nil, fmt.Errorf("storage key %q is not 0x-prefixed hex", k)
+		}
+		keys[i] = strings.ToLower(k)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	out, _ := json.Marshal([][]string{keys})
+	return out, nil
+}
+
+func compact(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
