@@ -29,6 +29,7 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		max_subscriptions <subscriptions>
 //		ping_interval     <duration>
 //		send_queue        <messages>
+//		write_timeout     <duration>
 //	}
 //
 // Chains given inline or with `chains` limit the handler to those chains
@@ -53,17 +54,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_subscriptions":
 			h.MaxSubscriptions, err = positiveInt(d)
 		case "ping_interval":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, perr := caddy.ParseDuration(d.Val())
-			if perr != nil {
-				return d.Errf("bad duration '%s': %v", d.Val(), perr)
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.PingInterval = caddy.Duration(dur)
+			h.PingInterval, err = durationArg(d)
+		case "write_timeout":
+			h.WriteTimeout, err = durationArg(d)
 		case "send_queue":
 			h.SendQueue, err = positiveInt(d)
 		default:
@@ -82,6 +75,20 @@ func appendArgs(d *caddyfile.Dispenser, to []string) ([]string, error) {
 		return nil, d.ArgErr()
 	}
 	return append(to, args...), nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("bad duration '%s'", d.Val())
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return caddy.Duration(dur), nil
 }
 
 func positiveInt(d *caddyfile.Dispenser) (int, error) {

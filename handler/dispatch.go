@@ -38,6 +38,18 @@ func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc
 		}
 		return sess.subscribe(ctx, req)
 	}
+	if sess != nil {
+		switch {
+		case isFollowScoped(req.Method):
+			return sess.callFollowScoped(ctx, req)
+		case req.Method == "transaction_v1_broadcast" || req.Method == "transaction_unstable_broadcast":
+			return sess.broadcast(ctx, req)
+		case req.Method == "transaction_v1_stop" || req.Method == "transaction_unstable_stop":
+			return sess.stopBroadcast(ctx, req)
+		}
+	} else if isFollowScoped(req.Method) {
+		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
+	}
 	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
 	defer cancel()
 	result, err := rt.chain.Call(ctx, req.Method, req.Params)
@@ -72,7 +84,8 @@ func (h *Handler) clientError(ctx context.Context, method string, err error) *js
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamTimeout, "Upstream node did not answer in time")
 	case errors.Is(err, context.Canceled):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Request canceled")
-	case errors.Is(err, suber.ErrUnavailable), errors.Is(err, suber.ErrConnectionLost), errors.Is(err, suber.ErrNoSubscriptions):
+	case errors.Is(err, suber.ErrUnavailable), errors.Is(err, suber.ErrConnectionLost),
+		errors.Is(err, suber.ErrNoSubscriptions), errors.Is(err, suber.ErrNoReadyNode):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Upstream node unavailable: "+err.Error())
 	}
 	if ce := h.log.Check(zap.WarnLevel, "upstream call failed"); ce != nil {

@@ -47,6 +47,9 @@ type Handler struct {
 	// SendQueue is how many messages may wait for one WebSocket client; a
 	// client further behind is disconnected (close code 1008). Default: 4096.
 	SendQueue int `json:"send_queue,omitempty"`
+	// WriteTimeout bounds one write to a WebSocket client; a client that
+	// accepts nothing for this long is disconnected. Default: 10s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 
 	app    *app.App
 	policy *Policy
@@ -71,6 +74,7 @@ const (
 	DefaultMaxSubscriptions = 1024
 	DefaultPingInterval     = 30 * time.Second
 	DefaultSendQueue        = 4096
+	DefaultWriteTimeout     = 10 * time.Second
 	// maxDepth bounds JSON nesting; Substrate params are a few levels deep.
 	maxDepth = 64
 )
@@ -100,6 +104,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.SendQueue == 0 {
 		h.SendQueue = DefaultSendQueue
+	}
+	if h.WriteTimeout == 0 {
+		h.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
 	}
 	p, err := NewPolicy(h.Allow, h.Deny)
 	if err != nil {
@@ -168,6 +175,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if rpcErr != nil {
 		return writeError(w, status, rpcErr)
 	}
+	if rt.health {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			return writeError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "The health endpoint answers GET"))
+		}
+		return serveHealth(w, r, rt.chain)
+	}
 	if isWebSocketUpgrade(r) {
 		return h.serveWebSocket(w, r, rt)
 	}
@@ -185,6 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 type route struct {
 	chain   *app.Chain
 	project string
+	health  bool
 }
 
 func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
@@ -201,6 +216,10 @@ func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
 	switch len(parts) {
 	case 1:
 	case 2:
+		if parts[1] == "health" {
+			rt.health = true
+			break
+		}
 		if !validProject(parts[1]) {
 			return route{}, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
 				"Unknown path: a project id is 32 hexadecimal characters"), http.StatusNotFound

@@ -2,6 +2,9 @@ package handler_test
 
 import (
 	"errors"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/elara-gateway/elara/app"
+	"testing"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -12,3 +15,11 @@ func bcryptHash(pw string) (string, error) {
 }
 
 func errorAs(err error, target any) bool { return errors.As(err, target) }
+
+func appReports() []app.ChainReport { return app.Reports() }
+
+func stopCaddy(t *testing.T) {
+	if err := caddy.Stop(); err != nil {
+		t.Logf("stopping caddy: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
+	"github.com/elara-gateway/elara/suber"
 )
 
 // WebSocket close codes the gateway uses.
@@ -25,7 +26,6 @@ const (
 	// callsPerConnection bounds concurrent calls of one client; reading
 	// pauses while it is reached, which pushes back on the client.
 	callsPerConnection = 64
-	wsWriteTimeout     = 10 * time.Second
 )
 
 var upgrader = websocket.Upgrader{
@@ -63,12 +63,14 @@ type wsSession struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	subs      map[string]*matcher.ClientSub
-	reserved  int
-	closed    bool
-	closeCode int
-	closeText string
+	mu       sync.Mutex
+	subs     map[string]*matcher.ClientSub
+	reserved int
+	// operations maps transaction_v1 broadcast ids to their node.
+	operations map[string]*suber.Node
+	closed     bool
+	closeCode  int
+	closeText  string
 
 	calls sync.WaitGroup
 }
@@ -203,29 +205,39 @@ func (s *wsSession) writeLoop() {
 	ticker := time.NewTicker(time.Duration(s.h.PingInterval))
 	defer ticker.Stop()
 	for {
+		// Once the session is closing, queued frames are dropped: the close
+		// frame goes out next, so a slow client learns why it was dropped.
+		if s.ctx.Err() != nil {
+			s.writeClose()
+			return
+		}
 		select {
 		case frame := <-s.send:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+			_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.h.WriteTimeout)))
 			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
 				s.closeWith(0, "")
 				return
 			}
 		case <-ticker.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout)); err != nil {
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Duration(s.h.WriteTimeout))); err != nil {
 				s.closeWith(0, "")
 				return
 			}
 		case <-s.ctx.Done():
-			s.mu.Lock()
-			code, text := s.closeCode, s.closeText
-			s.mu.Unlock()
-			if code != 0 {
-				_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-			}
-			_ = s.conn.Close()
+			s.writeClose()
 			return
 		}
 	}
+}
+
+func (s *wsSession) writeClose() {
+	s.mu.Lock()
+	code, text := s.closeCode, s.closeText
+	s.mu.Unlock()
+	if code != 0 {
+		_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Duration(s.h.WriteTimeout)))
+	}
+	_ = s.conn.Close()
 }
 
 // closeWith ends the session, telling the client why when code is set.

@@ -202,6 +202,17 @@ func (g *Group) Call(ctx context.Context, method string, params json.RawMessage)
 	return result, err
 }
 
+// CallNode sends a request to a ready node, never retried, and reports
+// which node answered, for calls whose follow-ups must go to the same node.
+func (g *Group) CallNode(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *Node, error) {
+	n, err := g.pick(ctx, anyNode, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	result, err := n.Call(ctx, method, params)
+	return result, n, err
+}
+
 // Subscribe opens a subscription on a ready node with a WebSocket transport.
 func (g *Group) Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink Sink) (*Subscription, error) {
 	n, err := g.pick(ctx, (*Node).SupportsSubscriptions, nil)

@@ -96,7 +96,7 @@ func (g *Gateway) Caddyfile(global, site string) string {
 	skip_install_trust
 	persist_config off
 	log {
-		level ERROR
+		level {$ELARA_TEST_LOG:ERROR}
 	}
 	elara {
 %s

@@ -1,0 +1,389 @@
+package handler_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elara-gateway/elara/internal/fakenode"
+	"github.com/elara-gateway/elara/internal/testgw"
+)
+
+const failoverOpts = `request_timeout 2s
+health_interval 100ms
+max_lag 2
+subscription_grace 0s`
+
+// startPair runs a gateway over two nodes of one chain.
+func startPair(t *testing.T) (*testgw.Gateway, *fakenode.Node, *fakenode.Node) {
+	t.Helper()
+	chain := fakenode.NewChain()
+	a := fakenode.Start(t, fakenode.WithChain(chain))
+	b := fakenode.Start(t, fakenode.WithChain(chain))
+	gw := testgw.Start(t, chainBlock("dev", failoverOpts, a.URL(), b.URL()), "\telara_rpc")
+	waitReady(t, gw, 2)
+	return gw, a, b
+}
+
+type healthBody struct {
+	Ready int `json:"ready"`
+	Nodes []struct {
+		URL             string `json:"url"`
+		Ready           bool   `json:"ready"`
+		NotReadyBecause string `json:"not_ready_because"`
+		Best            uint64 `json:"best"`
+	} `json:"nodes"`
+}
+
+func health(t *testing.T, gw *testgw.Gateway) (int, healthBody) {
+	t.Helper()
+	resp, err := http.Get(gw.HTTP("/dev/health"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var hb healthBody
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &hb); err != nil {
+		t.Fatalf("health body %s: %v", body, err)
+	}
+	return resp.StatusCode, hb
+}
+
+func waitReady(t *testing.T, gw *testgw.Gateway, ready int) healthBody {
+	t.Helper()
+	var hb healthBody
+	waitFor(t, fmt.Sprintf("%d ready nodes", ready), func() bool {
+		_, hb = health(t, gw)
+		return hb.Ready == ready
+	})
+	return hb
+}
+
+// holder returns which of the nodes holds the gateway's shared
+// subscription for method: the one with want subscriptions of it (the
+// health monitor holds head subscriptions of its own on each node).
+func holder(t *testing.T, method string, want int, nodes ...*fakenode.Node) *fakenode.Node {
+	t.Helper()
+	var found *fakenode.Node
+	waitFor(t, "the shared subscription's node", func() bool {
+		for _, n := range nodes {
+			if n.ActiveSubscriptions(method) == want {
+				found = n
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func other(n, a, b *fakenode.Node) *fakenode.Node {
+	if n == a {
+		return b
+	}
+	return a
+}
+
+func TestSyncingOrPeerlessNodeNeverServes(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		break_, fix func(*fakenode.Node)
+		why         string
+	}{
+		{"syncing", func(n *fakenode.Node) { n.SetSyncing(true) }, func(n *fakenode.Node) { n.SetSyncing(false) }, "syncing"},
+		{"no peers", func(n *fakenode.Node) { n.SetPeers(0) }, func(n *fakenode.Node) { n.SetPeers(3) }, "no peers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := fakenode.Start(t)
+			gw := testgw.Start(t, chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc")
+			waitReady(t, gw, 1)
+			tc.break_(node)
+			hb := waitReady(t, gw, 0)
+			if !strings.Contains(hb.Nodes[0].NotReadyBecause, tc.why) {
+				t.Fatalf("reason %q", hb.Nodes[0].NotReadyBecause)
+			}
+			if status, _ := health(t, gw); status != http.StatusServiceUnavailable {
+				t.Fatalf("health status %d with no ready node, want 503", status)
+			}
+			before := node.Calls("system_name")
+			r := testgw.PostCall(t, gw.HTTP("/dev"), "system_name", nil)
+			if r.ErrCode() != -32000 || !strings.Contains(r.Error.Message, "no ready upstream") {
+				t.Fatalf("call with the only node %s: %s", tc.name, r.Raw)
+			}
+			if node.Calls("system_name") != before {
+				t.Fatalf("a %s node was routed to", tc.name)
+			}
+			tc.fix(node)
+			waitReady(t, gw, 1)
+			if r := testgw.PostCall(t, gw.HTTP("/dev"), "system_name", nil); r.Error != nil {
+				t.Fatalf("after recovery: %s", r.Raw)
+			}
+		})
+	}
+}
+
+func TestLaggingNodeIsNotRoutedTo(t *testing.T) {
+	gw, a, b := startPair(t)
+	b.SetFollow(false)
+	for range 4 {
+		a.Chain().NewBlock()
+	}
+	hb := waitReady(t, gw, 1)
+	lagging := ""
+	for _, n := range hb.Nodes {
+		if !n.Ready {
+			lagging = n.NotReadyBecause
+		}
+	}
+	if !strings.Contains(lagging, "behind") {
+		t.Fatalf("lagging node's reason: %q", lagging)
+	}
+	before := b.Calls("system_name")
+	for range 20 {
+		if r := testgw.PostCall(t, gw.HTTP("/dev"), "system_name", nil); r.Error != nil {
+			t.Fatal(string(r.Raw))
+		}
+	}
+	if b.Calls("system_name") != before {
+		t.Fatal("calls went to the lagging node")
+	}
+	b.SetFollow(true)
+	waitReady(t, gw, 2)
+}
+
+// readHeads collects header notifications until one reaches want.
+func readHeads(t *testing.T, c *testgw.WSClient, sub json.RawMessage, method string, want uint64) []uint64 {
+	t.Helper()
+	var got []uint64
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) == 0 || got[len(got)-1] < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %v, waiting for %d", method, got, want)
+		}
+		r := c.Next(15 * time.Second)
+		if r.Method != method {
+			continue
+		}
+		if !bytes.Equal(r.Params.Subscription, sub) {
+			continue
+		}
+		got = append(got, headNumber(t, r))
+	}
+	return got
+}
+
+func TestFailoverKeepsHeadsMonotonicAndFillsFinalizedGaps(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kill func(n *fakenode.Node)
+	}{
+		{"node dies", func(n *fakenode.Node) { n.Stop() }},
+		{"node starts syncing", func(n *fakenode.Node) { n.SetSyncing(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, a, b := startPair(t)
+			chain := a.Chain()
+			c := testgw.Dial(t, gw.WS("/dev"))
+			heads := c.Subscribe("chain_subscribeNewHeads", nil)
+			fin := c.Subscribe("chain_subscribeFinalizedHeads", nil)
+			h := holder(t, "chain_subscribeFinalizedHeads", 2, a, b)
+			for range 3 {
+				chain.NewBlockFinalized()
+			}
+			tc.kill(h)
+			// Blocks made and finalized while the gateway switches nodes.
+			chain.NewBlock()
+			chain.NewBlock()
+			chain.Finalize(chain.Best().Number)
+			last := chain.NewBlockFinalized()
+
+			newHeads := readHeadsBoth(t, c, heads, fin, last.Number)
+			for name, nums := range newHeads {
+				for i := 1; i < len(nums); i++ {
+					if nums[i] <= nums[i-1] {
+						t.Fatalf("%s not strictly increasing: %v", name, nums)
+					}
+				}
+			}
+			f := newHeads["finalized"]
+			for i := 1; i < len(f); i++ {
+				if f[i] != f[i-1]+1 {
+					t.Fatalf("finalized numbers skipped: %v", f)
+				}
+			}
+			if f[len(f)-1] != last.Number {
+				t.Fatalf("finalized ends at %d, want %d", f[len(f)-1], last.Number)
+			}
+			select {
+			case err := <-c.Closed:
+				t.Fatalf("client was disconnected: %v", err)
+			default:
+			}
+			o := other(h, a, b)
+			waitFor(t, "the shared subscription to move", func() bool { return o.ActiveSubscriptions("chain_subscribeFinalizedHeads") == 2 })
+		})
+	}
+}
+
+// readHeadsBoth reads new and finalized heads until both reach want.
+func readHeadsBoth(t *testing.T, c *testgw.WSClient, heads, fin json.RawMessage, want uint64) map[string][]uint64 {
+	t.Helper()
+	got := map[string][]uint64{}
+	done := func() bool {
+		h, f := got["new"], got["finalized"]
+		return len(h) > 0 && len(f) > 0 && h[len(h)-1] >= want && f[len(f)-1] >= want
+	}
+	for !done() {
+		r := c.Next(15 * time.Second)
+		switch {
+		case bytes.Equal(r.Params.Subscription, heads):
+			got["new"] = append(got["new"], headNumber(t, r))
+		case bytes.Equal(r.Params.Subscription, fin):
+			got["finalized"] = append(got["finalized"], headNumber(t, r))
+		default:
+			t.Fatalf("notification for an unknown subscription: %s", r.Raw)
+		}
+	}
+	return got
+}
+
+func TestFailoverDoesNotResendUnchangedValues(t *testing.T) {
+	gw, a, b := startPair(t)
+	key := "0x" + strings.Repeat("dd", 32)
+	a.Chain().SetStorage(key, "0x01")
+	c := testgw.Dial(t, gw.WS("/dev"))
+	rv := c.Subscribe("state_subscribeRuntimeVersion", nil)
+	st := c.Subscribe("state_subscribeStorage", []any{[]string{key}})
+	c.Next(5 * time.Second)
+	c.Next(5 * time.Second)
+	h := holder(t, "state_subscribeRuntimeVersion", 1, a, b)
+	h.Stop()
+	waitFor(t, "subscriptions moved", func() bool {
+		o := other(h, a, b)
+		return o.ActiveSubscriptions("state_subscribeRuntimeVersion") >= 1 && o.ActiveSubscriptions("state_subscribeStorage") >= 1
+	})
+	c.NoNotification(300 * time.Millisecond)
+	a.Chain().SetRuntimeVersion(a.Chain().SpecVersion() + 1)
+	if r := c.Next(5 * time.Second); !bytes.Equal(r.Params.Subscription, rv) {
+		t.Fatalf("want runtime version change, got %s", r.Raw)
+	}
+	a.Chain().SetStorage(key, "0x02")
+	if r := c.Next(5 * time.Second); !bytes.Equal(r.Params.Subscription, st) || !bytes.Contains(r.Params.Result, []byte(`"0x02"`)) {
+		t.Fatalf("want storage change, got %s", r.Raw)
+	}
+}
+
+func TestUnresumableSubscriptionEndsWithDropped(t *testing.T) {
+	gw, a, b := startPair(t)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	sub := c.Subscribe("author_submitAndWatchExtrinsic", []string{"0x0badc0de"})
+	if r := c.Next(5 * time.Second); !bytes.Contains(r.Params.Result, []byte(`ready`)) {
+		t.Fatalf("first status %s", r.Raw)
+	}
+	var h *fakenode.Node
+	for _, n := range []*fakenode.Node{a, b} {
+		if n.ActiveSubscriptions("author_submitAndWatchExtrinsic") == 1 {
+			h = n
+		}
+	}
+	if h == nil {
+		t.Fatal("no node holds the watch")
+	}
+	h.Stop()
+	r := c.Next(5 * time.Second)
+	if !bytes.Equal(r.Params.Subscription, sub) || string(r.Params.Result) != `"dropped"` || r.Method != "author_extrinsicUpdate" {
+		t.Fatalf("want dropped, got %s", r.Raw)
+	}
+	c.NoNotification(200 * time.Millisecond)
+}
+
+func TestReadsRetriedOnceWritesNever(t *testing.T) {
+	gw, a, b := startPair(t)
+	a.SetDisconnectOn("chain_getBlockHash", true)
+	for i := range 6 {
+		if r := testgw.PostCall(t, gw.HTTP("/dev"), "chain_getBlockHash", []int{0}); r.Error != nil {
+			t.Fatalf("read %d not retried: %s", i, r.Raw)
+		}
+		waitReady(t, gw, 2)
+	}
+	if a.Calls("chain_getBlockHash") == 0 {
+		t.Fatal("test did not exercise the dying node")
+	}
+	a.SetDisconnectOn("author_submitExtrinsic", true)
+	b.SetDisconnectOn("author_submitExtrinsic", true)
+	r := testgw.PostCall(t, gw.HTTP("/dev"), "author_submitExtrinsic", []string{"0x01"})
+	if r.Error == nil {
+		t.Fatalf("write on a dying node: %s", r.Raw)
+	}
+	if got := a.Calls("author_submitExtrinsic") + b.Calls("author_submitExtrinsic"); got != 1 {
+		t.Fatalf("write sent %d times, want once", got)
+	}
+}
+
+func TestNoReadyNodeFailsFastAndSubscriptionsResume(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc")
+	waitReady(t, gw, 1)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	sub := c.Subscribe("chain_subscribeNewHeads", nil)
+	c.Next(5 * time.Second)
+	node.Stop()
+	waitReady(t, gw, 0)
+	if r := c.Call("system_name", nil); r.ErrCode() != -32000 {
+		t.Fatalf("call with no node: %s", r.Raw)
+	}
+	if err := node.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, gw, 1)
+	h := node.Chain().NewBlock()
+	for {
+		r := c.Next(10 * time.Second)
+		if !bytes.Equal(r.Params.Subscription, sub) {
+			t.Fatalf("notification for %s, subscription is %s", r.Params.Subscription, sub)
+		}
+		if headNumber(t, r) == h.Number {
+			break
+		}
+	}
+}
+
+func TestAdminUpstreamsEndpoint(t *testing.T) {
+	node := fakenode.Start(t)
+	port, admin := testgw.FreePort(t), testgw.FreePort(t)
+	g := &testgw.Gateway{Port: port}
+	cf := strings.Replace(g.Caddyfile(chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc"), "admin off", fmt.Sprintf("admin 127.0.0.1:%d", admin), 1)
+	testgw.Load(t, cf)
+	t.Cleanup(func() { stopCaddy(t) })
+	waitReady(t, g, 1)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/elara/upstreams", admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reports []struct {
+		Chain string `json:"chain"`
+		Ready int    `json:"ready"`
+		Nodes []struct {
+			URL       string `json:"url"`
+			Ready     bool   `json:"ready"`
+			Connected bool   `json:"connected"`
+			Best      uint64 `json:"best"`
+		} `json:"nodes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reports); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		if r.Chain == "dev" && r.Ready == 1 && len(r.Nodes) == 1 && r.Nodes[0].Connected && r.Nodes[0].Best >= 1 {
+			return
+		}
+	}
+	t.Fatalf("admin report: %+v", reports)
+}

@@ -1,0 +1,105 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/elara-gateway/elara/jsonrpc"
+	"github.com/elara-gateway/elara/suber"
+)
+
+// Calls scoped to state one node holds must reach that node: chainHead
+// calls name a follow subscription; transaction_v1_stop names a broadcast.
+
+// isFollowScoped reports whether method's first param is a chainHead
+// follow subscription.
+func isFollowScoped(method string) bool {
+	rest, ok := strings.CutPrefix(method, "chainHead_v1_")
+	if !ok {
+		rest, ok = strings.CutPrefix(method, "chainHead_unstable_")
+	}
+	return ok && rest != "follow" && rest != "unfollow"
+}
+
+// callFollowScoped sends a chainHead call to the connection holding the
+// client's follow subscription, with the node's subscription id in place
+// of the one the client knows.
+func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) answer {
+	var params []json.RawMessage
+	if err := json.Unmarshal(req.Params, &params); err != nil || len(params) == 0 {
+		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: expected the followSubscription first"))
+	}
+	var up *suber.Subscription
+	if s != nil {
+		s.mu.Lock()
+		if sub := s.subs[string(params[0])]; sub != nil {
+			up = sub.Upstream()
+		}
+		s.mu.Unlock()
+	}
+	if up == nil {
+		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
+	}
+	params[0] = up.ID()
+	rewritten, err := json.Marshal(params)
+	if err != nil {
+		return reply(req, nil, jsonrpc.ErrInvalidRequest)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	defer cancel()
+	result, err := up.Call(ctx, req.Method, rewritten)
+	if err != nil {
+		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+	}
+	return reply(req, result, nil)
+}
+
+// broadcast starts a transaction_v1 broadcast and remembers which node
+// runs it, so that transaction_v1_stop reaches the same node.
+func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer {
+	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	defer cancel()
+	result, node, err := s.rt.chain.Upstream.CallNode(ctx, req.Method, req.Params)
+	if err != nil {
+		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+	}
+	if string(result) != "null" {
+		s.mu.Lock()
+		if s.operations == nil {
+			s.operations = make(map[string]*suber.Node)
+		}
+		if len(s.operations) < s.h.MaxSubscriptions {
+			s.operations[string(result)] = node
+		}
+		s.mu.Unlock()
+	}
+	return reply(req, result, nil)
+}
+
+// stopBroadcast sends transaction_v1_stop to the node running the
+// broadcast; unknown operation ids go to any node, which rejects them.
+func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) answer {
+	var params []json.RawMessage
+	_ = json.Unmarshal(req.Params, &params)
+	var node *suber.Node
+	if len(params) == 1 {
+		s.mu.Lock()
+		node = s.operations[string(params[0])]
+		delete(s.operations, string(params[0]))
+		s.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	defer cancel()
+	var result json.RawMessage
+	var err error
+	if node != nil {
+		result, err = node.Call(ctx, req.Method, req.Params)
+	} else {
+		result, err = s.rt.chain.Upstream.Call(ctx, req.Method, req.Params)
+	}
+	if err != nil {
+		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+	}
+	return reply(req, result, nil)
+}

@@ -1,0 +1,78 @@
+package handler_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/elara-gateway/elara/internal/fakenode"
+	"github.com/elara-gateway/elara/internal/testgw"
+)
+
+func TestChainHeadFollowIsStickyAndStopsWhenItsNodeDies(t *testing.T) {
+	gw, a, b := startPair(t)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	follow := c.Subscribe("chainHead_v1_follow", []bool{false})
+	init := c.Next(5 * time.Second)
+	if !bytes.Contains(init.Params.Result, []byte(`"initialized"`)) || !bytes.Equal(init.Params.Subscription, follow) {
+		t.Fatalf("first event %s", init.Raw)
+	}
+	var owner *fakenode.Node
+	for _, n := range []*fakenode.Node{a, b} {
+		if n.ActiveSubscriptions("chainHead_v1_follow") == 1 {
+			owner = n
+		}
+	}
+	if owner == nil {
+		t.Fatal("no node holds the follow subscription")
+	}
+	best := a.Chain().Best()
+	// Every call naming the follow subscription goes to its node, with
+	// the node's own subscription id.
+	for range 6 {
+		r := c.Call("chainHead_v1_header", []any{json.RawMessage(follow), best.Hash})
+		if r.Error != nil || len(r.Result) < 10 {
+			t.Fatalf("chainHead_v1_header: %s", r.Raw)
+		}
+	}
+	if other(owner, a, b).Calls("chainHead_v1_header") != 0 || owner.Calls("chainHead_v1_header") != 6 {
+		t.Fatalf("header calls: owner %d, other %d", owner.Calls("chainHead_v1_header"), other(owner, a, b).Calls("chainHead_v1_header"))
+	}
+	if bytes.Contains(owner.LastRequest("chainHead_v1_header"), follow) {
+		t.Fatal("the client's subscription id reached the node instead of the node's own")
+	}
+	if r := c.Call("chainHead_v1_header", []any{"unknownSub", best.Hash}); r.ErrCode() != -32602 {
+		t.Fatalf("unknown follow subscription: %s", r.Raw)
+	}
+	owner.Stop()
+	for {
+		r := c.Next(5 * time.Second)
+		if !bytes.Equal(r.Params.Subscription, follow) {
+			continue
+		}
+		if bytes.Contains(r.Params.Result, []byte(`"stop"`)) {
+			break
+		}
+	}
+}
+
+func TestTransactionBroadcastStopReachesTheSameNode(t *testing.T) {
+	gw, a, b := startPair(t)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	for i := range 4 {
+		r := c.Call("transaction_v1_broadcast", []string{"0x0" + string(rune('1'+i))})
+		if r.Error != nil {
+			t.Fatalf("broadcast: %s", r.Raw)
+		}
+		if r := c.Call("transaction_v1_stop", []json.RawMessage{r.Result}); r.Error != nil {
+			t.Fatalf("stop went to another node: %s", r.Raw)
+		}
+	}
+	if a.ActiveBroadcasts()+b.ActiveBroadcasts() != 0 {
+		t.Fatal("broadcasts left running")
+	}
+	if a.Calls("transaction_v1_broadcast") == 0 || b.Calls("transaction_v1_broadcast") == 0 {
+		t.Fatal("broadcasts did not spread over both nodes, so stickiness was not exercised")
+	}
+}
