@@ -71,11 +71,14 @@ func Parse(body []byte, lim Limits) (*Parsed, *Error) {
 	if err := checkDepth(body, lim.MaxDepth); err != nil {
 		return nil, err
 	}
-	if !json.Valid(body) {
-		return nil, ErrParse
-	}
 	if body[0] != '[' {
-		return &Parsed{Calls: []Call{parseOne(body)}}, nil
+		// Unmarshal checks the syntax of the whole body before decoding,
+		// so a separate validity pass would read it twice.
+		c := parseOne(body)
+		if c.Err == ErrParse {
+			return nil, ErrParse
+		}
+		return &Parsed{Calls: []Call{c}}, nil
 	}
 	var entries []json.RawMessage
 	if err := json.Unmarshal(body, &entries); err != nil {
@@ -100,9 +103,6 @@ func ParseRequest(body []byte, maxDepth int) Call {
 	if err := checkDepth(body, maxDepth); err != nil {
 		return Call{Err: err, ID: nullID}
 	}
-	if !json.Valid(body) {
-		return Call{Err: ErrParse, ID: nullID}
-	}
 	return parseOne(bytes.TrimSpace(body))
 }
 
@@ -117,6 +117,9 @@ type wireRequest struct {
 
 func parseOne(raw []byte) Call {
 	if len(raw) == 0 || raw[0] != '{' {
+		if !json.Valid(raw) {
+			return Call{Err: ErrParse, ID: nullID}
+		}
 		return Call{Err: withDetail(ErrInvalidRequest, "expected a JSON object"), ID: nullID}
 	}
 	var w wireRequest
@@ -148,11 +151,16 @@ func parseOne(raw []byte) Call {
 		if w.Params[0] != '[' && w.Params[0] != '{' {
 			return Call{Err: withDetail(ErrInvalidRequest, "params must be an array or an object"), ID: replyID}
 		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, w.Params); err != nil {
-			return Call{Err: ErrParse, ID: replyID}
+		params = w.Params
+		// Canonical (compact) params make equal calls byte-equal; most
+		// clients already send them compact, which costs one scan to see.
+		if bytes.IndexAny(params, " \t\r\n") >= 0 {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, w.Params); err != nil {
+				return Call{Err: ErrParse, ID: replyID}
+			}
+			params = buf.Bytes()
 		}
-		params = buf.Bytes()
 	}
 	return Call{Request: &Request{ID: id, Method: method, Params: params}, ID: replyID}
 }

@@ -152,7 +152,7 @@ func (g *Group) pending(hs []Health) bool {
 		default:
 			return true
 		}
-		if h.Connected && !h.Checked && h.LastError == "" {
+		if h.Connected && !h.Checked && h.FailedChecks < failuresToUnready {
 			return true
 		}
 	}

@@ -16,6 +16,7 @@ type Health struct {
 	URL             string    `json:"url"`
 	Connected       bool      `json:"connected"`
 	Checked         bool      `json:"checked"`
+	FailedChecks    int       `json:"failed_checks,omitempty"`
 	Syncing         bool      `json:"is_syncing"`
 	Peers           int       `json:"peers"`
 	ShouldHavePeers bool      `json:"should_have_peers"`
@@ -40,7 +41,15 @@ type healthState struct {
 	lastHeadAt      time.Time
 	latency         time.Duration
 	lastErr         string
+	// failures counts health checks failed in a row; a connected node is
+	// judged on its last answer until failuresToUnready of them.
+	failures int
 }
+
+const (
+	failuresToUnready = 3
+	healthTimeout     = 5 * time.Second
+)
 
 // clock is the time source of health decisions; tests replace it.
 type clock func() time.Time
@@ -54,6 +63,7 @@ func (n *Node) Health() Health {
 		URL:             n.display,
 		Connected:       n.Connected(),
 		Checked:         h.checked,
+		FailedChecks:    h.failures,
 		Syncing:         h.syncing,
 		Peers:           h.peers,
 		ShouldHavePeers: h.shouldHavePeers,
@@ -132,7 +142,9 @@ type systemHealth struct {
 }
 
 func (n *Node) check(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.HealthInterval)
+	// A busy node may take longer than the interval to answer; that
+	// alone does not make it unhealthy.
+	ctx, cancel := context.WithTimeout(ctx, max(n.opts.HealthInterval, healthTimeout))
 	defer cancel()
 	start := n.now()
 	raw, err := n.Call(ctx, "system_health", nil)
@@ -143,7 +155,13 @@ func (n *Node) check(ctx context.Context) {
 	}
 	if err != nil {
 		if n.ctx.Err() == nil {
-			n.updateHealth(func(h *healthState) { h.checked = false; h.lastErr = "system_health: " + err.Error() })
+			n.updateHealth(func(h *healthState) {
+				h.failures++
+				h.lastErr = "system_health: " + err.Error()
+				if h.failures >= failuresToUnready {
+					h.checked = false
+				}
+			})
 		}
 		return
 	}
@@ -154,7 +172,7 @@ func (n *Node) check(ctx context.Context) {
 	}
 	n.updateHealth(func(h *healthState) {
 		was := *h
-		h.checked, h.lastErr = true, ""
+		h.checked, h.lastErr, h.failures = true, "", 0
 		h.syncing, h.peers, h.shouldHavePeers = sh.IsSyncing, sh.Peers, sh.ShouldHavePeers
 		if h.latency == 0 {
 			h.latency = took

@@ -269,7 +269,7 @@ func (s *slot) run(ctx context.Context) {
 		s.cur.Store(nil)
 		if !n.Connected() {
 			// Whatever was known is stale until the node is checked again.
-			n.updateHealth(func(h *healthState) { h.checked = false })
+			n.updateHealth(func(h *healthState) { h.checked, h.failures = false, 0 })
 		}
 		if ctx.Err() != nil {
 			return

@@ -1,0 +1,159 @@
+package matcher
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elara-gateway/elara/internal/fakenode"
+	"github.com/elara-gateway/elara/suber"
+)
+
+// recorder is a client that keeps every frame it is sent.
+type recorder struct {
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (r *recorder) Send(f []byte) bool {
+	r.mu.Lock()
+	r.frames = append(r.frames, f)
+	r.mu.Unlock()
+	return true
+}
+
+func (r *recorder) numbers(t *testing.T) []uint64 {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, f := range r.frames {
+		var n struct {
+			Params struct {
+				Result json.RawMessage `json:"result"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal(f, &n); err != nil {
+			t.Fatal(err)
+		}
+		num, ok := suber.HeaderNumber(n.Params.Result)
+		if !ok {
+			t.Fatalf("not a header: %s", f)
+		}
+		out = append(out, num)
+	}
+	return out
+}
+
+func newTestMatcher(t *testing.T, grace time.Duration) (*Matcher, *fakenode.Node) {
+	t.Helper()
+	node := fakenode.Start(t)
+	n, err := suber.NewNode(node.URL(), suber.Options{PoolSize: 2, HealthInterval: 50 * time.Millisecond, BackoffMin: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	g := suber.NewGroup([]*suber.Node{n}, suber.DefaultReadiness)
+	m := New(g, Options{Grace: grace, CallTimeout: 2 * time.Second})
+	t.Cleanup(func() {
+		m.Close()
+		g.Close()
+		n.Close()
+	})
+	return m, node
+}
+
+// Clients join while blocks are being made: each must see the current
+// head at once and every later head exactly once, in order.
+func TestJoinDuringNotificationsNeverDuplicatesOrSkips(t *testing.T) {
+	m, node := newTestMatcher(t, time.Second)
+	chain := node.Chain()
+	stop := make(chan struct{})
+	var producer sync.WaitGroup
+	producer.Add(1)
+	go func() {
+		defer producer.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				chain.NewBlock()
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	var clients []*recorder
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &recorder{}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cs, err := m.Subscribe(ctx, r, "chain_subscribeNewHeads", nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			cs.Activate()
+			mu.Lock()
+			clients = append(clients, r)
+			mu.Unlock()
+		}()
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	close(stop)
+	producer.Wait()
+	final := chain.NewBlock().Number
+	deadline := time.Now().Add(5 * time.Second)
+	for _, r := range clients {
+		for {
+			nums := r.numbers(t)
+			if len(nums) > 0 && nums[len(nums)-1] == final {
+				for i := 1; i < len(nums); i++ {
+					if nums[i] != nums[i-1]+1 {
+						t.Fatalf("client saw %v: duplicate or gap at %d", nums, i)
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("client stopped at %v, want up to %d", nums, final)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if m.SharedCount() != 1 {
+		t.Fatalf("%d shared subscriptions, want 1", m.SharedCount())
+	}
+}
+
+func TestNotificationsWaitForActivate(t *testing.T) {
+	m, node := newTestMatcher(t, 0)
+	r := &recorder{}
+	cs, err := m.Subscribe(context.Background(), r, "chain_subscribeNewHeads", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Chain().NewBlock()
+	time.Sleep(50 * time.Millisecond)
+	if len(r.numbers(t)) != 0 {
+		t.Fatal("notification sent before the subscribe reply")
+	}
+	cs.Activate()
+	if len(r.numbers(t)) == 0 {
+		t.Fatal("held notifications not released")
+	}
+	if res, _ := cs.Unsubscribe(context.Background()); string(res) != "true" {
+		t.Fatalf("unsubscribe: %s", res)
+	}
+	if res, _ := cs.Unsubscribe(context.Background()); string(res) != "false" {
+		t.Fatalf("second unsubscribe: %s", res)
+	}
+}
