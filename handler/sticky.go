@@ -31,13 +31,11 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: expected the followSubscription first"))
 	}
 	var up *suber.Subscription
-	if s != nil {
-		s.mu.Lock()
-		if sub := s.subs[string(params[0])]; sub != nil {
-			up = sub.Upstream()
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	if sub := s.subs[string(params[0])]; sub != nil {
+		up = sub.Upstream()
 	}
+	s.mu.Unlock()
 	if up == nil {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
 	}
