@@ -30,12 +30,15 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	if err := json.Unmarshal(req.Params, &params); err != nil || len(params) == 0 {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: expected the followSubscription first"))
 	}
-	var up *suber.Subscription
+	// The session lock is released before the subscription's is taken:
+	// deliveries take them the other way round.
 	s.mu.Lock()
-	if sub := s.subs[string(params[0])]; sub != nil {
+	sub := s.subs[string(params[0])]
+	s.mu.Unlock()
+	var up *suber.Subscription
+	if sub != nil {
 		up = sub.Upstream()
 	}
-	s.mu.Unlock()
 	if up == nil {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
 	}
