@@ -28,7 +28,12 @@ type App struct {
 	// Chains maps a chain name, the first path segment clients use
 	// (`/polkadot`), to the nodes that serve it.
 	Chains map[string]*ChainConfig `json:"chains,omitempty"`
+	// Redis is the app's Redis connection (used by the cache's redis store).
+	Redis *RedisConfig `json:"redis,omitempty"`
+	// Cache enables the response cache of every chain. Default: no cache.
+	Cache *CacheConfig `json:"cache,omitempty"`
 
+	cache    *cacheState
 	chains   map[string]*Chain
 	nodeKeys []string
 	keys     []string
@@ -124,6 +129,9 @@ func (d destructibleChain) Destruct() error {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
 	a.chains = make(map[string]*Chain, len(a.Chains))
+	if err := a.provisionCache(ctx); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	names := make([]string, 0, len(a.Chains))
 	for name := range a.Chains {
@@ -190,7 +198,7 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 		grace = time.Duration(*cc.SubscriptionGrace)
 	}
 	chainKey := strings.Join([]string{name, strings.Join(keys, "\x01"), timeout.String(),
-		strconv.FormatUint(rules.MaxLag, 10), rules.HeadTimeout.String(), grace.String()}, "\x02")
+		strconv.FormatUint(rules.MaxLag, 10), rules.HeadTimeout.String(), grace.String(), a.cacheKey()}, "\x02")
 	val, _, err := chainPool.LoadOrNew(chainKey, func() (caddy.Destructor, error) {
 		g := suber.NewGroup(nodes, rules)
 		return destructibleChain{&Chain{
@@ -209,7 +217,7 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 	}
 	a.keys = append(a.keys, chainKey)
 	a.chains[name] = val.(destructibleChain).Chain
-	return nil
+	return a.provisionChainCache(chainKey, a.chains[name])
 }
 
 // Validate checks the configuration.
@@ -227,7 +235,7 @@ func (a *App) Validate() error {
 			}
 		}
 	}
-	return nil
+	return a.validateCache()
 }
 
 // Start connects every node. Nodes shared with the previous config are
@@ -238,17 +246,23 @@ func (a *App) Start() error {
 			n.Start()
 		}
 	}
+	a.startCache()
 	a.log.Info("elara started", zap.Int("chains", len(a.chains)))
 	return nil
 }
 
 // Stop does not close shared connections: the next config may keep them.
-// Cleanup releases this config's hold on them.
-func (a *App) Stop() error { return nil }
+// Cleanup releases this config's hold on them. It stops the cache loops
+// unless the next config already started them too.
+func (a *App) Stop() error {
+	a.stopCache()
+	return nil
+}
 
 // Cleanup releases the chains and nodes; the last config to let go of one
 // closes it.
 func (a *App) Cleanup() error {
+	a.cleanupCache()
 	for _, k := range a.keys {
 		_, _ = chainPool.Delete(k)
 	}

@@ -35,9 +35,40 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			health_interval    <duration>
 //			subscription_grace <duration>
 //		}
+//		redis [<host:port...>] {
+//			address      <host:port...>  # one: a server; several: a Cluster
+//			master_name  <name>          # Sentinel: the addresses are Sentinels
+//			username     <user>
+//			password     <password>
+//			db           <number>
+//			timeout      <duration>      # each Redis call, default 100ms
+//			dial_timeout <duration>      # default 1s
+//			pool_size    <connections>
+//			tls
+//		}
+//		cache {
+//			store         memory|redis    # default memory; redis uses the redis option
+//			max_size      <size>          # memory store bound, default 64MiB
+//			prefix        <string>        # redis key prefix, default elara:
+//			retry_after   <duration>      # redis failed: skipped this long, default 2s
+//			max_item_size <size>          # redis: largest value stored, default 16MiB
+//			pin           best|finalized  # head for calls without a hash, default best
+//			refresh       <duration>      # suducer period when quiet, default 5s
+//			max_stale     <duration>      # oldest latest answer, default 3 refreshes
+//			immutable_ttl <duration>      # entries by block hash, default 24h
+//			pinned_ttl    <duration>      # entries of calls pinned to the head, default 1m
+//			constant_ttl  <duration>      # metadata, runtime version..., default 24h
+//			nocache       <method...>
+//			method <name> {
+//				ttl   <duration>  # replaces the TTL; caches an unknown method
+//				share <percent>   # of max_size per chain, default 25%
+//				nocache
+//			}
+//		}
 //	}
 //
 // A chain may have several `node` lines; the block after a node is optional.
+// `cache` enables the response cache (in memory unless `store redis`).
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume option name
 	if d.NextArg() {
@@ -64,6 +95,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Chains[name] = cc
+		case "cache":
+			a.Cache = new(CacheConfig)
+			if err := a.Cache.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+		case "redis":
+			a.Redis = new(RedisConfig)
+			if err := a.Redis.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized elara option '%s'", d.Val())
 		}

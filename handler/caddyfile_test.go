@@ -3,6 +3,7 @@ package handler_test
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ func TestHandlerUnmarshalCaddyfile(t *testing.T) {
 		{"ping_interval minutes", "elara_rpc {\n ping_interval 1m30s\n}", handler.Handler{PingInterval: caddy.Duration(90 * time.Second)}},
 		{"ping_interval days", "elara_rpc {\n ping_interval 1d\n}", handler.Handler{PingInterval: caddy.Duration(24 * time.Hour)}},
 		{"send_queue", "elara_rpc {\n send_queue 128\n}", handler.Handler{SendQueue: 128}},
+		{"write_timeout", "elara_rpc {\n write_timeout 3s\n}", handler.Handler{WriteTimeout: caddy.Duration(3 * time.Second)}},
 		{"later value wins", "elara_rpc {\n max_batch 1\n max_batch 2\n}", handler.Handler{MaxBatch: 2}},
 		{"everything", `elara_rpc polkadot {
 			chains kusama
@@ -47,8 +49,10 @@ func TestHandlerUnmarshalCaddyfile(t *testing.T) {
 			max_subscriptions 20
 			ping_interval 10s
 			send_queue 64
+			write_timeout 2s
 		}`, handler.Handler{
-			Chains: []string{"polkadot", "kusama"}, Allow: []string{"*"}, Deny: []string{"state_getKeys"},
+			WriteTimeout: caddy.Duration(2 * time.Second),
+			Chains:       []string{"polkadot", "kusama"}, Allow: []string{"*"}, Deny: []string{"state_getKeys"},
 			MaxBatch: 10, MaxRequestSize: 1 << 20, MaxSubscriptions: 20,
 			PingInterval: caddy.Duration(10 * time.Second), SendQueue: 64,
 		}},
@@ -104,6 +108,11 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		{"ping_interval bad", "elara_rpc {\n ping_interval soon\n}", 2, "soon"},
 		{"ping_interval no unit", "elara_rpc {\n ping_interval 30\n}", 2, "30"},
 		{"ping_interval two args", "elara_rpc {\n ping_interval 1s 2s\n}", 2, ""},
+		{"ping_interval zero", "elara_rpc {\n ping_interval 0s\n}", 2, "0s"},
+		{"ping_interval negative", "elara_rpc {\n\n ping_interval -5s\n}", 3, "-5s"},
+		{"write_timeout without arg", "elara_rpc {\n write_timeout\n}", 2, ""},
+		{"write_timeout negative", "elara_rpc {\n write_timeout -1s\n}", 2, "-1s"},
+		{"write_timeout bad", "elara_rpc {\n write_timeout later\n}", 2, "later"},
 		{"send_queue zero", "elara_rpc {\n send_queue 0\n}", 2, "0"},
 		{"send_queue two args", "elara_rpc {\n send_queue 1 2\n}", 2, ""},
 	}
@@ -114,7 +123,7 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted, got %s", configOf(t, &h))
 			}
-			if want := "Testfile:" + itoa(tc.line); !strings.Contains(err.Error(), want) {
+			if want := "Testfile:" + strconv.Itoa(tc.line); !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not give the line (%s)", err, want)
 			}
 			if tc.mentions != "" && !strings.Contains(err.Error(), tc.mentions) {
@@ -124,28 +133,33 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 	}
 }
 
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
-
-func TestHandlerNegativePingInterval(t *testing.T) {
+func TestHandlerValidateRejectsNegativeDurations(t *testing.T) {
 	// A negative ping interval reaches time.NewTicker in the WebSocket
 	// write loop (handler/websocket.go), which panics on a goroutine of its
-	// own and so takes the whole server down. It must be refused up front.
-	var h handler.Handler
-	parseErr := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("elara_rpc {\n ping_interval -5s\n}"))
-	v := handler.Handler{
-		MaxBatch: handler.DefaultMaxBatch, MaxRequestSize: handler.DefaultMaxRequestSize,
-		MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue,
-		PingInterval: caddy.Duration(-5 * time.Second),
+	// own and so takes the whole server down. The Caddyfile refuses it;
+	// a JSON config ("ping_interval": "-5s") only meets Validate.
+	valid := func() handler.Handler {
+		return handler.Handler{
+			MaxBatch: handler.DefaultMaxBatch, MaxRequestSize: handler.DefaultMaxRequestSize,
+			MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue,
+			PingInterval: caddy.Duration(handler.DefaultPingInterval), WriteTimeout: caddy.Duration(handler.DefaultWriteTimeout),
+		}
 	}
-	validateErr := v.Validate()
-	if parseErr == nil && validateErr == nil {
-		t.Skip("BUG: handler/caddyfile.go (ping_interval) accepts a negative duration, Provision only defaults 0 and " +
-			"Validate (handler/handler.go) does not check PingInterval; the WebSocket writeLoop then calls " +
-			"time.NewTicker(negative), which panics on its own goroutine and crashes the process on the first " +
-			"WebSocket client. Reject ping_interval <= 0 in UnmarshalCaddyfile and PingInterval < 0 in Validate.")
+	h := valid()
+	if err := h.Validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	var h2 handler.Handler
+	if err := caddy.StrictUnmarshalJSON([]byte(`{"ping_interval":"-5s"}`), &h2); err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	h = valid()
+	h.PingInterval = h2.PingInterval
+	if h.Validate() == nil {
+		t.Fatal("regression: handler/handler.go Validate does not check PingInterval, and Provision only replaces 0: a JSON " +
+			`config with "ping_interval": "-5s" is accepted, and the WebSocket writeLoop (handler/websocket.go) ` +
+			"then calls time.NewTicker(negative), which panics on its own goroutine and crashes the process on the " +
+			"first WebSocket client. Reject PingInterval < 0 (and WriteTimeout < 0) in Validate.")
 	}
 }
 

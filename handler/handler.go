@@ -136,6 +136,9 @@ func (h *Handler) Validate() error {
 	if h.MaxRequestSize < 1024 {
 		return fmt.Errorf("max_request_size must be at least 1KiB")
 	}
+	if h.PingInterval <= 0 || h.WriteTimeout <= 0 {
+		return fmt.Errorf("ping_interval and write_timeout must be positive")
+	}
 	if h.MaxSubscriptions < 1 || h.SendQueue < 16 {
 		return fmt.Errorf("max_subscriptions must be at least 1 and send_queue at least 16")
 	}

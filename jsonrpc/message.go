@@ -3,7 +3,6 @@ package jsonrpc
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -56,9 +55,6 @@ type Parsed struct {
 	Calls []Call
 }
 
-// ErrBatchTooLarge is wrapped by the *Error Parse returns for an oversized batch.
-var ErrBatchTooLarge = errors.New("batch too large")
-
 // Parse decodes a request body. It returns a body-level error (to be sent
 // once, with a null id) when the body is not JSON, too deep, an empty
 // batch or an oversized batch; otherwise every entry carries its own
@@ -106,13 +102,21 @@ func ParseRequest(body []byte, maxDepth int) Call {
 	return parseOne(bytes.TrimSpace(body))
 }
 
-// wireRequest captures every member as raw JSON so types can be checked
-// by hand: a wrong type is an invalid request, not a parse error.
+// wireRequest holds every member as raw JSON so types can be checked by
+// hand: a wrong type is an invalid request, not a parse error.
 type wireRequest struct {
-	JSONRPC json.RawMessage `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  json.RawMessage `json:"method"`
-	Params  json.RawMessage `json:"params"`
+	JSONRPC, ID, Method, Params json.RawMessage
+}
+
+// decodeRequest reads the members by their exact names. Decoding into a
+// struct would match names case-insensitively, letting a "Method" member
+// stand in for "method" unseen.
+func decodeRequest(raw []byte) (wireRequest, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return wireRequest{}, err
+	}
+	return wireRequest{JSONRPC: members["jsonrpc"], ID: members["id"], Method: members["method"], Params: members["params"]}, nil
 }
 
 func parseOne(raw []byte) Call {
@@ -122,8 +126,8 @@ func parseOne(raw []byte) Call {
 		}
 		return Call{Err: withDetail(ErrInvalidRequest, "expected a JSON object"), ID: nullID}
 	}
-	var w wireRequest
-	if err := json.Unmarshal(raw, &w); err != nil {
+	w, err := decodeRequest(raw)
+	if err != nil {
 		return Call{Err: ErrParse, ID: nullID}
 	}
 	// Absent and null ids differ: absent is a notification, null is a call

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -371,7 +371,7 @@ func TestGroupRecoveredHTTPNodeRejoins(t *testing.T) {
 		return fakeHTTP.Calls("system_chain") > 0
 	})
 	if !ok {
-		t.Skipf("BUG: suber/http.go: httpTransport.failing is set by one transport error and cleared only by a "+
+		t.Fatalf("regression: suber/http.go: httpTransport.failing is set by one transport error and cleared only by a "+
 			"successful call, but Node.monitor (health.go) only checks a node while Connected() (= !failing) and "+
 			"Group.pick only routes to ready (connected) nodes, so nothing ever calls the HTTP node again: it stays "+
 			"out of the rotation for good (health %+v). Let the monitor probe an HTTP node even while it is failing.", hn.Health())

@@ -120,7 +120,9 @@ func (n *Node) monitor(ctx context.Context) {
 	heads := &headWatch{node: n}
 	defer heads.stop()
 	for {
-		if n.Connected() {
+		// An HTTP node that failed is probed all the same: a success is
+		// the only way it is seen to recover.
+		if n.Connected() || n.http != nil {
 			if n.http == nil {
 				heads.ensure(ctx)
 			}

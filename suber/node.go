@@ -150,6 +150,9 @@ func (n *Node) SupportsSubscriptions() bool { return n.http == nil }
 // Call sends one request and returns the node's result. A JSON-RPC error
 // from the node comes back as a *jsonrpc.Error.
 func (n *Node) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
 	if n.http != nil {
 		return n.http.call(ctx, n.nextID.Add(1), method, params)
 	}
@@ -170,6 +173,9 @@ func (n *Node) Call(ctx context.Context, method string, params json.RawMessage) 
 // Subscribe opens a subscription; sink receives its notifications. The
 // returned subscription is bound to the connection that created it.
 func (n *Node) Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink Sink) (*Subscription, error) {
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
 	if n.http != nil {
 		return nil, ErrNoSubscriptions
 	}
@@ -240,6 +246,11 @@ func (s *slot) run(ctx context.Context) {
 	first, failing := true, false
 	for ctx.Err() == nil {
 		sess, err := n.dial(ctx)
+		if err == nil {
+			// Published before the first attempt counts as made, so a
+			// caller woken by it finds the connection.
+			s.cur.Store(sess)
+		}
 		if first {
 			n.attempted()
 			first = false
@@ -262,7 +273,6 @@ func (s *slot) run(ctx context.Context) {
 			n.log.Info("upstream connection restored")
 			failing = false
 		}
-		s.cur.Store(sess)
 		n.kick()
 		started := time.Now()
 		sess.run(ctx)

@@ -200,9 +200,6 @@ func (s *session) keepEarly(key string, n note) {
 	if e == nil {
 		if len(s.early) >= earlySubscriptions {
 			s.pruneEarly()
-			if len(s.early) >= earlySubscriptions {
-				return
-			}
 		}
 		e = &earlyNotes{first: time.Now()}
 		s.early[key] = e
@@ -212,12 +209,23 @@ func (s *session) keepEarly(key string, n note) {
 	}
 }
 
+// pruneEarly drops expired entries, and the oldest one if none has
+// expired, so ids nobody claims never crowd out new subscriptions.
 func (s *session) pruneEarly() {
 	cutoff := time.Now().Add(-earlyMaxAge)
+	var oldest string
+	var oldestAt time.Time
 	for k, e := range s.early {
 		if e.first.Before(cutoff) {
 			delete(s.early, k)
+			continue
 		}
+		if oldest == "" || e.first.Before(oldestAt) {
+			oldest, oldestAt = k, e.first
+		}
+	}
+	if len(s.early) >= earlySubscriptions {
+		delete(s.early, oldest)
 	}
 }
 
@@ -238,7 +246,9 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	select {
 	case s.send <- frame:
 	case <-ctx.Done():
-		s.forget(id)
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
 		return nil, ctx.Err()
 	case <-s.done:
 		return nil, ErrConnectionLost
@@ -247,7 +257,27 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	case m := <-p.reply:
 		return m, nil
 	case <-ctx.Done():
-		s.forget(id)
+		if !s.forget(id) && sub != nil {
+			// The reply was being dispatched as ctx ended: the node holds
+			// a subscription nobody will use, so end it.
+			select {
+			case <-p.reply:
+				if id := sub.ID(); id != nil {
+					s.mu.Lock()
+					if s.subs != nil {
+						delete(s.subs, string(id))
+					}
+					s.mu.Unlock()
+					// Nobody holds the subscription: end it without telling
+					// its sink, whose subscribe call failed.
+					sub.mu.Lock()
+					sub.done = true
+					sub.mu.Unlock()
+					s.fireAndForget(sub.unsubMethod, id)
+				}
+			case <-s.done:
+			}
+		}
 		return nil, ctx.Err()
 	case <-s.done:
 		// The reply may have raced the close.
@@ -260,16 +290,22 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	}
 }
 
-func (s *session) forget(id uint64) {
+// forget gives up on a pending call. It reports false when the reply was
+// already taken for dispatch.
+func (s *session) forget(id uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.pending[id]; p != nil {
-		if p.sub != nil {
-			p.abandoned = true
-			return
-		}
-		delete(s.pending, id)
+	p := s.pending[id]
+	if p == nil {
+		return false
 	}
+	if p.sub != nil {
+		// Kept, so that a late subscription id is unsubscribed at once.
+		p.abandoned = true
+		return true
+	}
+	delete(s.pending, id)
+	return true
 }
 
 // fireAndForget sends a request whose reply nobody waits for.

@@ -240,6 +240,7 @@ func TestSubscriptionLostOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Start()
+	waitFor(t, 3*time.Second, "a connection", n.Connected)
 	sink := newSink(t)
 	subscribe(t, n, sink)
 	_ = n.Close()
@@ -378,7 +379,7 @@ func TestSubscribeCanceledAsReplyArrives(t *testing.T) {
 	}
 	// Every subscription the caller was told failed must not live on.
 	if !eventually(time.Second, func() bool { return fake.ActiveSubscriptions(newHeads) == 0 }) {
-		t.Skipf("BUG: suber/session.go session.call: %d of %d subscribes returned ctx.Err() after dispatch had already "+
+		t.Fatalf("regression: suber/session.go session.call: %d of %d subscribes returned ctx.Err() after dispatch had already "+
 			"matched the reply, bound the Subscription and put it in s.subs (pending entry deleted); forget() then finds "+
 			"no pending call, so nothing unsubscribes it: %d subscriptions leak on the node and keep feeding a sink whose "+
 			"Subscribe failed. Fix: in call(), on ctx.Done for a subscribe, if forget finds the pending entry gone, "+
@@ -405,7 +406,7 @@ func TestEarlyNotificationsSurviveUnknownIDs(t *testing.T) {
 	sub := subscribe(t, n, sink)
 	defer sub.Unsubscribe(context.Background())
 	if len(sink.Notes()) == 0 {
-		t.Skip("BUG: suber/session.go keepEarly: the early-notification table keeps entries for ids that will never " +
+		t.Fatal("regression: suber/session.go keepEarly: the early-notification table keeps entries for ids that will never " +
 			"be claimed until it holds earlySubscriptions (1024) ids, and pruneEarly only evicts entries older than " +
 			"earlyMaxAge (30s); once full, the early notification of every new subscription is silently dropped for " +
 			"up to 30s. Evict the oldest entry instead (and drop entries for ids the session itself unsubscribed).")

@@ -138,7 +138,7 @@ func (n *Node) callBuiltin(r *request, c *wsConn) (json.RawMessage, *subscriptio
 	if !ok {
 		return nil, nil, errMethodNotFound()
 	}
-	if m.kind != kindCall && c == nil {
+	if (m.kind == kindSubscribe || m.kind == kindUnsubscribe) && c == nil {
 		// jsonrpsee answers subscribe and unsubscribe calls on HTTP with a
 		// plain "Internal error".
 		return nil, nil, errInternal()
@@ -147,14 +147,19 @@ func (n *Node) callBuiltin(r *request, c *wsConn) (json.RawMessage, *subscriptio
 	if perr != nil {
 		return nil, nil, perr
 	}
+	var v any
+	var err *Error
 	switch m.kind {
 	case kindSubscribe:
 		return n.subscribe(c, m.sub, r.method, p)
 	case kindUnsubscribe:
 		res, err := n.unsubscribe(c, m.sub, p)
 		return res, nil, err
+	case kindConnCall:
+		v, err = m.cfn(n, c, p)
+	default:
+		v, err = m.fn(n, p)
 	}
-	v, err := m.fn(n, p)
 	if err != nil {
 		return nil, nil, err
 	}

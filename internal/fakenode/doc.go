@@ -8,6 +8,9 @@
 // tests can check that they are blocked) using Substrate's wire shapes: hex
 // block numbers in headers, 16-character random string subscription ids, the
 // {"subscription","result"} notification envelope and jsonrpsee's error codes.
+// Of the new JSON-RPC spec it serves chainSpec_v1_*, chainHead_v1_follow,
+// unfollow, header and unpin (follow subscriptions are scoped to their
+// connection; see chainhead.go) and transaction_v1_broadcast/stop.
 //
 // Block state lives in a Chain, which several Nodes may share so that they
 // agree on hashes. Tests drive the chain explicitly (NewBlock, Finalize,

@@ -66,6 +66,12 @@ func (n *Node) advanceBestLocked(b *block, passed []*block) {
 	for s := range n.subs.byKind[subAllHeads] {
 		n.notifyLocked(s, b.json)
 	}
+	for s := range n.subs.byKind[subChainHead] {
+		for _, pb := range passed {
+			n.notifyLocked(s, n.newBlockEventLocked(s, pb))
+		}
+		n.notifyLocked(s, bestBlockChangedEvent(b))
+	}
 	for s := range n.subs.byKind[subExtrinsic] {
 		if s.inBlock != nil {
 			continue
@@ -84,6 +90,11 @@ func (n *Node) advanceFinalizedLocked(b *block) {
 	n.viewFinalized.Store(b)
 	for s := range n.subs.byKind[subFinalized] {
 		n.notifyLocked(s, b.json)
+	}
+	for s := range n.subs.byKind[subChainHead] {
+		if ev := n.finalizedEventLocked(s, b); ev != nil {
+			n.notifyLocked(s, ev)
+		}
 	}
 	for s := range n.subs.byKind[subJustifications] {
 		n.notifyLocked(s, json.RawMessage(`"0x00"`))

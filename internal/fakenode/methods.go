@@ -15,15 +15,17 @@ import (
 type methodKind uint8
 
 const (
-	kindCall methodKind = iota
+	kindCall     methodKind = iota
+	kindConnCall            // a plain method that needs the caller's connection (nil over HTTP)
 	kindSubscribe
 	kindUnsubscribe
 )
 
 type builtin struct {
 	kind methodKind
-	fn   func(n *Node, p params) (any, *Error) // kindCall
-	sub  *subSpec                              // kindSubscribe, kindUnsubscribe
+	fn   func(n *Node, p params) (any, *Error)            // kindCall
+	cfn  func(n *Node, c *wsConn, p params) (any, *Error) // kindConnCall
+	sub  *subSpec                                         // kindSubscribe, kindUnsubscribe
 }
 
 // builtins is the node's method table; builtinNames is its sorted key list.
@@ -123,6 +125,8 @@ func init() {
 		"chainSpec_v1_chainName":   constant(`"` + chainName + `"`),
 		"chainSpec_v1_genesisHash": func(n *Node, _ params) (any, *Error) { return n.chain.GenesisHash(), nil },
 		"chainSpec_v1_properties":  constant(propertiesJSON),
+		"transaction_v1_broadcast": (*Node).rpcTransactionBroadcast,
+		"transaction_v1_stop":      (*Node).rpcTransactionStop,
 
 		// dev
 		"dev_newBlock":      func(n *Node, _ params) (any, *Error) { return n.chain.NewBlockFinalized().Hash, nil },
@@ -130,6 +134,9 @@ func init() {
 	}
 	for name, fn := range calls {
 		builtins[name] = builtin{kind: kindCall, fn: fn}
+	}
+	for name, fn := range connCalls {
+		builtins[name] = builtin{kind: kindConnCall, cfn: fn}
 	}
 	for i := range subSpecs {
 		s := &subSpecs[i]

@@ -78,6 +78,9 @@ type Node struct {
 	syncing  atomic.Bool
 	peers    atomic.Int64
 	offchain sync.Map
+
+	broadcastMu sync.Mutex
+	broadcasts  map[string]string // transaction_v1_broadcast operation id -> transaction
 }
 
 // generation is one listening period, from New or Restart to Stop.
@@ -117,6 +120,8 @@ func New(opts ...Option) (*Node, error) {
 		chain: cfg.chain,
 		addr:  ln.Addr().String(),
 		conns: map[*wsConn]struct{}{},
+
+		broadcasts: map[string]string{},
 	}
 	n.peers.Store(defaultPeers)
 	n.faults.reset()

@@ -19,6 +19,7 @@ const (
 	subStorage
 	subExtrinsic
 	subJustifications
+	subChainHead
 	numSubKinds
 )
 
@@ -29,30 +30,34 @@ type subSpec struct {
 	notif       string
 	subscribe   []string
 	unsubscribe []string
+	unsubNull   bool // unsubscribe answers null (new JSON-RPC spec) instead of true/false
 }
 
 var subSpecs = []subSpec{
 	{subNewHeads, "chain_newHead",
 		[]string{"chain_subscribeNewHeads", "chain_subscribeNewHead", "subscribe_newHead"},
-		[]string{"chain_unsubscribeNewHeads", "chain_unsubscribeNewHead", "unsubscribe_newHead"}},
+		[]string{"chain_unsubscribeNewHeads", "chain_unsubscribeNewHead", "unsubscribe_newHead"}, false},
 	{subAllHeads, "chain_allHead",
 		[]string{"chain_subscribeAllHeads"},
-		[]string{"chain_unsubscribeAllHeads"}},
+		[]string{"chain_unsubscribeAllHeads"}, false},
 	{subFinalized, "chain_finalizedHead",
 		[]string{"chain_subscribeFinalizedHeads", "chain_subscribeFinalisedHeads"},
-		[]string{"chain_unsubscribeFinalizedHeads", "chain_unsubscribeFinalisedHeads"}},
+		[]string{"chain_unsubscribeFinalizedHeads", "chain_unsubscribeFinalisedHeads"}, false},
 	{subRuntime, "state_runtimeVersion",
 		[]string{"state_subscribeRuntimeVersion", "chain_subscribeRuntimeVersion"},
-		[]string{"state_unsubscribeRuntimeVersion", "chain_unsubscribeRuntimeVersion"}},
+		[]string{"state_unsubscribeRuntimeVersion", "chain_unsubscribeRuntimeVersion"}, false},
 	{subStorage, "state_storage",
 		[]string{"state_subscribeStorage"},
-		[]string{"state_unsubscribeStorage"}},
+		[]string{"state_unsubscribeStorage"}, false},
 	{subExtrinsic, "author_extrinsicUpdate",
 		[]string{"author_submitAndWatchExtrinsic"},
-		[]string{"author_unwatchExtrinsic"}},
+		[]string{"author_unwatchExtrinsic"}, false},
 	{subJustifications, "grandpa_justifications",
 		[]string{"grandpa_subscribeJustifications"},
-		[]string{"grandpa_unsubscribeJustifications"}},
+		[]string{"grandpa_unsubscribeJustifications"}, false},
+	{subChainHead, "chainHead_v1_followEvent",
+		[]string{"chainHead_v1_follow"},
+		[]string{"chainHead_v1_unfollow"}, true},
 }
 
 type subscription struct {
@@ -69,6 +74,10 @@ type subscription struct {
 	keys    map[string]bool // storage: watched keys; nil = all keys
 	ext     string          // extrinsic: the watched extrinsic
 	inBlock *block          // extrinsic: the block that included it
+
+	withRuntime bool   // chainHead: report runtimes
+	headFin     uint64 // chainHead: number of the last finalized block reported
+	headSpec    uint32 // chainHead: specVersion of the last runtime reported
 }
 
 // registry holds a node's subscriptions. Its mutex is taken after the
@@ -92,15 +101,20 @@ func (r *registry) init() {
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-// newSubIDLocked returns a fresh 16-character alphanumeric id, the form of
+// randomID returns a random 16-character alphanumeric id, the form of
 // Substrate's RandomStringSubscriptionId.
+func randomID() string {
+	var b [16]byte
+	for i := range b {
+		b[i] = idAlphabet[rand.IntN(len(idAlphabet))]
+	}
+	return string(b[:])
+}
+
+// newSubIDLocked returns a fresh subscription id.
 func (r *registry) newSubIDLocked() string {
 	for {
-		var b [16]byte
-		for i := range b {
-			b[i] = idAlphabet[rand.IntN(len(idAlphabet))]
-		}
-		if id := string(b[:]); r.byID[id] == nil {
+		if id := randomID(); r.byID[id] == nil {
 			return id
 		}
 	}
@@ -112,6 +126,7 @@ func (r *registry) newSubIDLocked() string {
 func (n *Node) subscribe(c *wsConn, spec *subSpec, method string, p params) (json.RawMessage, *subscription, *Error) {
 	var keys []string
 	var ext string
+	var withRuntime bool
 	switch spec.kind {
 	case subStorage:
 		if p.has(0) {
@@ -125,6 +140,10 @@ func (n *Node) subscribe(c *wsConn, spec *subSpec, method string, p params) (jso
 	case subExtrinsic:
 		var err *Error
 		if ext, err = hexParam(p, 0); err != nil {
+			return nil, nil, err
+		}
+	case subChainHead:
+		if err := p.decode(0, &withRuntime); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -142,7 +161,7 @@ func (n *Node) subscribe(c *wsConn, spec *subSpec, method string, p params) (jso
 			return nil, nil, errAlreadyImported()
 		}
 	}
-	s := &subscription{id: n.subs.newSubIDLocked(), spec: spec, method: method, conn: c, ext: ext}
+	s := &subscription{id: n.subs.newSubIDLocked(), spec: spec, method: method, conn: c, ext: ext, withRuntime: withRuntime}
 	best := n.viewBest.Load()
 	switch spec.kind {
 	case subNewHeads, subAllHeads:
@@ -165,6 +184,8 @@ func (n *Node) subscribe(c *wsConn, spec *subSpec, method string, p params) (jso
 		}
 	case subExtrinsic:
 		n.notifyLocked(s, json.RawMessage(`"ready"`))
+	case subChainHead:
+		n.chainHeadInitLocked(s)
 	}
 	n.subs.byID[s.id] = s
 	n.subs.byKind[spec.kind][s] = struct{}{}
@@ -174,7 +195,8 @@ func (n *Node) subscribe(c *wsConn, spec *subSpec, method string, p params) (jso
 }
 
 // unsubscribe answers like jsonrpsee: true if the id was a live
-// subscription of this kind on this connection, false otherwise.
+// subscription of this kind on this connection, false otherwise; new-spec
+// unsubscribes (chainHead_v1_unfollow) answer null either way.
 func (n *Node) unsubscribe(c *wsConn, spec *subSpec, p params) (json.RawMessage, *Error) {
 	if !p.has(0) {
 		return nil, errInvalidParams("missing subscription id")
@@ -188,11 +210,17 @@ func (n *Node) unsubscribe(c *wsConn, spec *subSpec, p params) (json.RawMessage,
 	n.subs.mu.Lock()
 	defer n.subs.mu.Unlock()
 	s := n.subs.byID[id]
-	if s == nil || s.conn != c || s.spec.kind != spec.kind {
-		return json.RawMessage("false"), nil
+	found := s != nil && s.conn == c && s.spec.kind == spec.kind
+	if found {
+		n.removeLocked(s)
 	}
-	n.removeLocked(s)
-	return json.RawMessage("true"), nil
+	switch {
+	case spec.unsubNull:
+		return json.RawMessage("null"), nil
+	case found:
+		return json.RawMessage("true"), nil
+	}
+	return json.RawMessage("false"), nil
 }
 
 // activate releases the notifications held for subs since they were made.

@@ -1,0 +1,424 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/elara-gateway/elara/cacher/cachertest"
+	"github.com/elara-gateway/elara/internal/fakenode"
+	"github.com/elara-gateway/elara/internal/testgw"
+)
+
+// cachedGlobal is the elara global option: chain dev on url, cached.
+func cachedGlobal(url, cache string) string {
+	return fmt.Sprintf(`		chain dev {
+			node %s {
+				pool 2
+			}
+			request_timeout 2s
+			health_interval 1h
+		}
+		cache {
+%s
+		}
+`, url, cache)
+}
+
+const metricsSite = `	handle /metrics {
+		metrics
+	}
+	handle {
+		elara_rpc
+	}`
+
+// eventually retries check until it returns ""; the deadline only keeps a
+// broken build from hanging and is not part of what is tested.
+func eventually(t *testing.T, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// suducerLoops counts the cache's loop goroutines in this process.
+func suducerLoops() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "cacher.(*Cache).run(") + strings.Count(string(buf), "cacher.(*Cache).follow(")
+}
+
+func nodeAnswer(t *testing.T, node *fakenode.Node, method string, params any) string {
+	t.Helper()
+	r := testgw.PostCall(t, node.HTTPURL(), method, params)
+	if r.Error != nil {
+		t.Fatalf("node %s: %s", method, r.Raw)
+	}
+	return string(r.Result)
+}
+
+func TestGatewayCache(t *testing.T) {
+	node := fakenode.Start(t)
+	ch := node.Chain()
+	ch.SetStorage("0x0102", "0xaa")
+	gw := testgw.Start(t, cachedGlobal(node.URL(), "\t\t\tmax_size 32MiB"), metricsSite)
+	url := gw.HTTP("/dev")
+	eventually(t, func() string {
+		if r := testgw.PostCall(t, url, "state_getMetadata", nil); node.Calls("state_getMetadata") == 0 || r.Error != nil {
+			return "suducer never fetched the metadata"
+		}
+		before := node.Calls("state_getMetadata")
+		testgw.PostCall(t, url, "state_getMetadata", nil)
+		if node.Calls("state_getMetadata") != before {
+			return "metadata not cached yet"
+		}
+		return ""
+	})
+	fin := ch.Finalized()
+	cases := []struct {
+		name, method string
+		params       any
+	}{
+		{"metadata", "state_getMetadata", nil},
+		{"runtime version", "state_getRuntimeVersion", nil},
+		{"storage at latest", "state_getStorage", []string{"0x0102"}},
+		{"storage at hash", "state_getStorage", []string{"0x0102", fin.Hash}},
+		{"header at hash", "chain_getHeader", []string{fin.Hash}},
+		{"latest block", "chain_getBlock", nil},
+		{"genesis", "chain_getBlockHash", []int{0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := nodeAnswer(t, node, tc.method, tc.params)
+			eventually(t, func() string { // the first call may be the miss
+				if got := string(testgw.PostCall(t, url, tc.method, tc.params).Result); got != want {
+					return fmt.Sprintf("got %.100s, want %.100s", got, want)
+				}
+				before := node.Calls(tc.method)
+				if got := string(testgw.PostCall(t, url, tc.method, tc.params).Result); got != want {
+					return fmt.Sprintf("got %.100s, want %.100s", got, want)
+				}
+				if node.Calls(tc.method) != before {
+					return "a cached call reached the node"
+				}
+				return ""
+			})
+		})
+	}
+
+	t.Run("rpc_methods is filtered after the cache", func(t *testing.T) {
+		r := testgw.PostCall(t, url, "rpc_methods", nil)
+		if strings.Contains(string(r.Result), "author_rotateKeys") || !strings.Contains(string(r.Result), "system_chain") {
+			t.Fatalf("rpc_methods: %.300s", r.Result)
+		}
+	})
+
+	t.Run("runtime upgrade", func(t *testing.T) {
+		ch.NewBlock()
+		ch.SetRuntimeVersion(fakenode.DefaultSpecVersion + 1)
+		want := `"` + fakenode.Metadata(fakenode.DefaultSpecVersion+1) + `"`
+		eventually(t, func() string {
+			if got := testgw.PostCall(t, url, "state_getMetadata", nil).Result; string(got) != want {
+				return "old metadata after a runtime upgrade"
+			}
+			return ""
+		})
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get(gw.HTTP("/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`elara_cache_hits_total{chain="dev",method="state_getMetadata"}`,
+			`elara_cache_misses_total{chain="dev",method="state_getStorage"}`,
+			`elara_cache_hit_bytes_total{chain="dev",method="chain_getBlock"}`,
+			`elara_cache_entries{chain="dev",method="state_getMetadata"}`,
+			`elara_cache_bytes{chain="dev",method="chain_getBlock"}`,
+		} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+}
+
+func TestGatewayCacheReloadAndStop(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, cachedGlobal(node.URL(), ""), "\telara_rpc")
+	cfg := gw.Caddyfile(cachedGlobal(node.URL(), ""), "\telara_rpc")
+	eventually(t, func() string {
+		if node.ActiveSubscriptions("state_subscribeRuntimeVersion") != 1 {
+			return "suducer did not subscribe"
+		}
+		return ""
+	})
+	for i := range 3 {
+		testgw.Load(t, cfg) // a reload with the same chain and cache
+		if n := suducerLoops(); n != 4 {
+			t.Fatalf("reload %d: %d suducer loops, want 4 (one set per chain)", i, n)
+		}
+		if n := node.ActiveSubscriptions("state_subscribeRuntimeVersion"); n != 1 {
+			t.Fatalf("reload %d: %d runtime subscriptions, want 1", i, n)
+		}
+	}
+	if r := testgw.PostCall(t, gw.HTTP("/dev"), "system_chain", nil); string(r.Result) != `"Fake Dev"` {
+		t.Fatalf("after reloads: %s", r.Raw)
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() string {
+		if n := suducerLoops(); n != 0 {
+			return fmt.Sprintf("%d suducer goroutines survive Stop", n)
+		}
+		return ""
+	})
+}
+
+func TestGatewayStalledSuducerGoesToTheNode(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, cachedGlobal(node.URL(), "\t\t\trefresh 50ms"), "\telara_rpc")
+	url := gw.HTTP("/dev")
+	cachedNow := func() bool {
+		testgw.PostCall(t, url, "system_syncState", nil)
+		before := node.Calls("system_syncState")
+		testgw.PostCall(t, url, "system_syncState", nil)
+		return node.Calls("system_syncState") == before
+	}
+	eventually(t, func() string {
+		if !cachedNow() {
+			return "system_syncState never cached"
+		}
+		return ""
+	})
+	// The suducer's first call of every refresh now hangs: it stalls.
+	node.SetDrop("chain_getBlockHash", true)
+	node.SetDrop("chain_getFinalizedHead", true)
+	eventually(t, func() string {
+		if cachedNow() {
+			return "stale latest entries still served"
+		}
+		return ""
+	})
+	want := nodeAnswer(t, node, "system_syncState", nil)
+	if got := testgw.PostCall(t, url, "system_syncState", nil); string(got.Result) != want {
+		t.Fatalf("answer while stalled: %s, want %s", got.Raw, want)
+	}
+	node.SetDrop("chain_getBlockHash", false)
+	node.SetDrop("chain_getFinalizedHead", false)
+	eventually(t, func() string {
+		if !cachedNow() {
+			return "cache not used again after the suducer recovered"
+		}
+		return ""
+	})
+}
+
+// caddyBin returns a Caddy binary with the plugin: ELARA_CADDY_BIN, or
+// one built from ./cmd/caddy.
+func caddyBin(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("ELARA_CADDY_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "caddy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building caddy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runCaddy runs a Caddy process on cfg until the test ends.
+func runCaddy(t *testing.T, bin, name, cfg string) {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logf.Name())
+			t.Logf("%s log:\n%s", name, out)
+		}
+	})
+}
+
+func TestRedisSharedByTwoGatewaysAndOutage(t *testing.T) {
+	rd := cachertest.StartRedis(t)
+	node := fakenode.Start(t)
+	ch := node.Chain()
+	for i := range 20 {
+		ch.SetStorage(fmt.Sprintf("0x%04x", i), fmt.Sprintf("0x%02x", i))
+	}
+	ch.NewBlockFinalized()
+	fin := ch.Finalized()
+	bin := caddyBin(t)
+	var urls []string
+	for _, name := range []string{"A", "B"} {
+		gw := &testgw.Gateway{Port: testgw.FreePort(t)}
+		cfg := strings.Replace(gw.Caddyfile(fmt.Sprintf(`		redis %s {
+			timeout 200ms
+		}
+`, rd.Addr)+cachedGlobal(node.URL(), "\t\t\tstore redis\n\t\t\tretry_after 100ms"), "\telara_rpc"), "{$ELARA_TEST_LOG:ERROR}", "WARN", 1)
+		runCaddy(t, bin, name, cfg)
+		urls = append(urls, gw.HTTP("/dev"))
+	}
+	for _, u := range urls {
+		eventually(t, func() string {
+			resp, err := http.Post(u, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"system_chain"}`))
+			if err != nil {
+				return "gateway not up: " + err.Error()
+			}
+			resp.Body.Close()
+			return ""
+		})
+	}
+	storage := func(i int) (params []string, want string) {
+		return []string{fmt.Sprintf("0x%04x", i), fin.Hash}, fmt.Sprintf(`"0x%02x"`, i)
+	}
+
+	t.Run("one fills, the other reads", func(t *testing.T) {
+		for i := range 5 {
+			params, want := storage(i)
+			before := node.Calls("state_getStorage")
+			if got := testgw.PostCall(t, urls[0], "state_getStorage", params); string(got.Result) != want {
+				t.Fatalf("A: %s", got.Raw)
+			}
+			if node.Calls("state_getStorage") != before+1 {
+				t.Fatalf("A's miss made %d node calls", node.Calls("state_getStorage")-before)
+			}
+			if got := testgw.PostCall(t, urls[1], "state_getStorage", params); string(got.Result) != want {
+				t.Fatalf("B: %s", got.Raw)
+			}
+			if node.Calls("state_getStorage") != before+1 {
+				t.Fatal("B did not find A's entry in Redis")
+			}
+		}
+	})
+
+	t.Run("outage in the middle of traffic", func(t *testing.T) {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan string, 100)
+		var calls sync.Map
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					params, want := storage((w*7 + i) % 20)
+					body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": i, "method": "state_getStorage", "params": params})
+					resp, err := http.Post(urls[w%2], "application/json", strings.NewReader(string(body)))
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					out, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					var r testgw.Response
+					if json.Unmarshal(out, &r) != nil || string(r.Result) != want {
+						errs <- fmt.Sprintf("worker %d: %s", w, out)
+						return
+					}
+					calls.Store(w, i)
+				}
+			}()
+		}
+		progress := func() int {
+			n := 0
+			calls.Range(func(_, v any) bool { n += v.(int); return true })
+			return n
+		}
+		eventually(t, func() string {
+			if progress() < 100 {
+				return "traffic does not flow"
+			}
+			return ""
+		})
+		rd.Stop()
+		mark := progress()
+		eventually(t, func() string {
+			if progress() < mark+200 {
+				return "traffic stalled while Redis is down"
+			}
+			return ""
+		})
+		rd.Restart(t)
+		mark = progress()
+		eventually(t, func() string {
+			if progress() < mark+100 {
+				return "traffic stalled after Redis came back"
+			}
+			return ""
+		})
+		close(stop)
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+	})
+
+	t.Run("Redis is used again", func(t *testing.T) {
+		eventually(t, func() string {
+			if rd.DBSize(t) == 0 {
+				return "nothing written to the restarted Redis"
+			}
+			return ""
+		})
+		params := []string{"0x0001", fin.Hash}
+		eventually(t, func() string {
+			testgw.PostCall(t, urls[0], "state_getStorage", params)
+			before := node.Calls("state_getStorage")
+			testgw.PostCall(t, urls[1], "state_getStorage", params)
+			if node.Calls("state_getStorage") != before {
+				return "B does not read what A wrote to the restarted Redis"
+			}
+			return ""
+		})
+	})
+}

@@ -1,0 +1,338 @@
+package cacher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/suber"
+)
+
+// Upstream is what a Cache needs from a chain's nodes.
+type Upstream interface {
+	Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
+	Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink suber.Sink) (Subscription, error)
+}
+
+// Subscription is an open upstream subscription.
+type Subscription interface {
+	Unsubscribe(ctx context.Context) (json.RawMessage, error)
+}
+
+// Pin chooses the head that calls without a block hash are pinned to.
+type Pin uint8
+
+const (
+	// PinBest pins to the best block: answers match what a node says.
+	PinBest Pin = iota
+	// PinFinalized pins to the finalized block: answers never come from a
+	// block that may be reverted, but lag the best block by a few blocks.
+	PinFinalized
+)
+
+// Defaults of the cache's timing.
+const (
+	DefaultRefresh     = 5 * time.Second
+	DefaultCallTimeout = 10 * time.Second
+	DefaultPinnedTTL   = time.Minute
+	// staleRefreshes is how many refresh periods a latest entry may go
+	// without refresh before calls bypass it (the original Elara's rule).
+	staleRefreshes = 3
+)
+
+// Options configure a Cache.
+type Options struct {
+	// Name is the chain's name; it starts every key and labels metrics.
+	Name     string
+	Upstream Upstream
+	Store    Store
+	Rules    *Rules
+	Pin      Pin
+	// Refresh is the suducer's period for what subscriptions leave quiet
+	// (everything, when subscriptions are unavailable). Default 5s.
+	Refresh time.Duration
+	// MaxStale bounds the age of a latest answer or of the head a call is
+	// pinned to. Default and maximum: 3 refresh periods.
+	MaxStale time.Duration
+	// PinnedTTL bounds the life of entries filled for calls pinned to the
+	// head (and of the suducer's copies of each new head's header and
+	// block): once the head moves on few ask for them again, and a shared
+	// Redis should not keep one set per block for a day. Default 1m.
+	PinnedTTL time.Duration
+	// CallTimeout bounds the cache's own upstream calls, and the shared
+	// call behind concurrent misses. Default 10s.
+	CallTimeout time.Duration
+	Clock       Clock
+	Logger      *zap.Logger
+	Metrics     *Metrics
+}
+
+// Cache answers one chain's calls from a Store and the suducer's latest
+// entries, and runs the suducer that keeps them fresh.
+type Cache struct {
+	opts       Options
+	up         Upstream
+	store      Store
+	rules      *Rules
+	clock      Clock
+	log        *zap.Logger
+	metrics    *Metrics
+	staleAfter time.Duration
+
+	life       context.Context
+	lifeCancel context.CancelFunc
+	flight     flight
+
+	mu   sync.RWMutex
+	id   string // chainID once the genesis hash is known
+	spec string // runtime spec version once known
+	// constSpec and constAt: the spec version whose constants the suducer
+	// last fetched, and when.
+	constSpec string
+	constAt   time.Time
+	best      head
+	final     head
+	latest    map[string]latestEntry
+	closed    bool
+	runMu     sync.Mutex
+	running   int
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+
+	kick       chan struct{}
+	pending    atomic.Uint32
+	busy       atomic.Bool // the loop is working; lets tests wait for quiet
+	subscribed [len(follows)]atomic.Bool
+}
+
+type head struct {
+	hash   string
+	number uint64
+	at     time.Time // when the suducer last confirmed it; zero: unknown
+}
+
+type latestEntry struct {
+	value json.RawMessage
+	at    time.Time
+}
+
+// New returns a cache for one chain. Its suducer runs between Start and
+// Stop; Close ends it for good.
+func New(opts Options) (*Cache, error) {
+	if opts.Upstream == nil || opts.Store == nil || opts.Rules == nil {
+		return nil, fmt.Errorf("cache %s: upstream, store and rules are required", opts.Name)
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = DefaultRefresh
+	}
+	if opts.MaxStale <= 0 || opts.MaxStale > staleRefreshes*opts.Refresh {
+		opts.MaxStale = staleRefreshes * opts.Refresh
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
+	if opts.PinnedTTL <= 0 {
+		opts.PinnedTTL = DefaultPinnedTTL
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	life, cancel := context.WithCancel(context.Background())
+	c := &Cache{
+		opts:       opts,
+		up:         opts.Upstream,
+		store:      opts.Store,
+		rules:      opts.Rules,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		metrics:    opts.Metrics,
+		staleAfter: opts.MaxStale,
+		life:       life,
+		lifeCancel: cancel,
+		latest:     make(map[string]latestEntry),
+		kick:       make(chan struct{}, 1),
+	}
+	c.flight.base = life
+	return c, nil
+}
+
+// fresh reports whether something confirmed at t may still be served.
+func (c *Cache) fresh(t time.Time) bool {
+	return !t.IsZero() && c.clock.Now().Sub(t) < c.staleAfter
+}
+
+// Call answers one client call: from the cache when the method's rule
+// allows and the entry is there and fresh, otherwise from a node (storing
+// what may be stored). Store failures are misses; they never reach the
+// caller.
+func (c *Cache) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	p := c.plan(method, params)
+	switch p.kind {
+	case planLatest:
+		if v, ok := c.latestValue(p.latest); ok {
+			c.metrics.hit(c.opts.Name, p.label, len(v))
+			return v, nil
+		}
+		c.metrics.miss(c.opts.Name, p.label)
+	case planKeyed:
+		return c.keyed(ctx, method, params, p)
+	case planMiss:
+		c.metrics.miss(c.opts.Name, p.label)
+	}
+	return c.up.Call(ctx, method, params)
+}
+
+func (c *Cache) keyed(ctx context.Context, method string, params json.RawMessage, p plan) (json.RawMessage, error) {
+	if v, err := c.store.Get(ctx, p.key); err == nil {
+		c.metrics.hit(c.opts.Name, p.label, len(v))
+		return v, nil
+	}
+	c.metrics.miss(c.opts.Name, p.label)
+	v, err := c.fill(ctx, method, p)
+	if err != nil && p.pinned && unknownBlock(err) {
+		// A node behind the others may not know the pinned head yet; the
+		// client asked for "latest", which that node can still answer.
+		return c.up.Call(ctx, method, params)
+	}
+	return v, err
+}
+
+// unknownBlock reports whether err is a node's "unknown block" answer:
+// Substrate's client error (4003) naming the block.
+func unknownBlock(err error) bool {
+	e, ok := suber.IsUpstreamError(err)
+	return ok && (e.Code == codeClientError || strings.Contains(e.Message, "UnknownBlock"))
+}
+
+// codeClientError is Substrate's state RPC error code for client errors
+// such as an unknown block.
+const codeClientError = 4003
+
+// fill makes the upstream call behind a miss, once for all concurrent
+// identical misses, and stores a cacheable result.
+func (c *Cache) fill(ctx context.Context, method string, p plan) (json.RawMessage, error) {
+	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
+		v, err := c.up.Call(fctx, method, p.upParams)
+		if err == nil && cacheable(v) {
+			// A store error is a miss for the next caller, nothing more.
+			_ = c.store.Set(fctx, p.key, v, SetOptions{TTL: p.ttl, Chain: c.opts.Name, Method: p.label, Share: c.rules.Share(method)})
+		}
+		return v, err
+	})
+}
+
+// cacheable excludes null: the data may appear later (a block not yet
+// imported, a storage key not yet set).
+func cacheable(v json.RawMessage) bool {
+	return len(v) > 0 && string(v) != "null"
+}
+
+func (c *Cache) latestValue(name string) (json.RawMessage, bool) {
+	c.mu.RLock()
+	e, ok := c.latest[name]
+	c.mu.RUnlock()
+	if !ok || !c.fresh(e.at) {
+		return nil, false
+	}
+	return e.value, true
+}
+
+// setLatest replaces a latest entry. Called with c.mu held.
+func (c *Cache) setLatestLocked(name string, v json.RawMessage, at time.Time) {
+	old, had := c.latest[name]
+	c.latest[name] = latestEntry{value: v, at: at}
+	if had {
+		c.metrics.stored(c.opts.Name, name, 0, int64(len(v)-len(old.value)))
+	} else {
+		c.metrics.stored(c.opts.Name, name, 1, int64(len(v)))
+	}
+}
+
+// Head describes what the suducer knows of the chain, for tests and
+// diagnostics.
+type Head struct {
+	Best, Finalized       uint64
+	BestHash, FinalHash   string
+	SpecVersion, Genesis  string
+	BestFresh, FinalFresh bool
+}
+
+// Head returns the suducer's view of the chain.
+func (c *Cache) Head() Head {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return Head{
+		Best: c.best.number, BestHash: c.best.hash, BestFresh: c.fresh(c.best.at),
+		Finalized: c.final.number, FinalHash: c.final.hash, FinalFresh: c.fresh(c.final.at),
+		SpecVersion: c.spec, Genesis: c.id,
+	}
+}
+
+// Start runs the suducer. Every Start needs a Stop; the loops run while
+// at least one Start is not matched, so a config reload (new Start before
+// old Stop) keeps them running.
+func (c *Cache) Start() {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	c.running++
+	if c.running > 1 || c.life.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(c.life)
+	c.stop = cancel
+	c.wg.Add(1 + len(follows))
+	go c.run(ctx)
+	for i := range follows {
+		go c.follow(ctx, i)
+	}
+}
+
+// Stop matches one Start; the last one stops the loops and waits for
+// them to return.
+func (c *Cache) Stop() {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	if c.running == 0 {
+		return
+	}
+	c.running--
+	if c.running > 0 {
+		return
+	}
+	c.stop()
+	c.wg.Wait()
+}
+
+// Close stops the suducer whatever the Starts, ends the calls it shares
+// between clients, and forgets the latest entries. It does not close the
+// store, which may serve other chains.
+func (c *Cache) Close() error {
+	c.runMu.Lock()
+	if c.running > 0 {
+		c.running = 0
+		c.stop()
+		c.wg.Wait()
+	}
+	c.runMu.Unlock()
+	c.lifeCancel()
+	c.flight.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		for name, e := range c.latest {
+			c.metrics.stored(c.opts.Name, name, -1, -int64(len(e.value)))
+		}
+		c.latest = map[string]latestEntry{}
+	}
+	return nil
+}

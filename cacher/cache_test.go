@@ -1,0 +1,391 @@
+package cacher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elara-gateway/elara/internal/fakenode"
+	"github.com/elara-gateway/elara/suber"
+)
+
+const storageKey = "0x0102"
+
+// prepare gives the chain a storage value and a few blocks, the last one
+// not finalized, and waits until the suducer has seen them.
+func prepare(t *testing.T, env *testEnv) {
+	t.Helper()
+	ch := env.node.Chain()
+	// Storage changes at the best block: 0xaa from a finalized block on,
+	// 0xbb at the unfinalized best.
+	ch.SetStorage(storageKey, "0xaa")
+	ch.NewBlockFinalized()
+	best := ch.NewBlock()
+	ch.SetStorage(storageKey, "0xbb")
+	fin := ch.Finalized()
+	env.waitFor(t, "suducer sees the new blocks", func(h Head) bool {
+		return h.BestHash == best.Hash && h.FinalHash == fin.Hash
+	})
+}
+
+func TestSameAnswersAsDirect(t *testing.T) {
+	env := startCache(t, nil)
+	prepare(t, env)
+	ch := env.node.Chain()
+	fin := ch.Finalized()
+	q := func(s string) string { return `"` + s + `"` }
+	cases := []struct{ name, method, params string }{
+		{"metadata", "state_getMetadata", ""},
+		{"metadata at hash", "state_getMetadata", "[" + q(fin.Hash) + "]"},
+		{"runtime version", "state_getRuntimeVersion", "[]"},
+		{"runtime version alias", "chain_getRuntimeVersion", ""},
+		{"rpc_methods", "rpc_methods", ""},
+		{"system_chain", "system_chain", ""},
+		{"system_properties", "system_properties", ""},
+		{"genesis hash", "chain_getBlockHash", "[0]"},
+		{"finalized block hash", "chain_getBlockHash", fmt.Sprintf("[%d]", fin.Number)},
+		{"storage at latest", "state_getStorage", "[" + q(storageKey) + "]"},
+		{"storage at latest, null hash", "state_getStorage", "[" + q(storageKey) + ",null]"},
+		{"storage at a hash", "state_getStorage", "[" + q(storageKey) + "," + q(fin.Hash) + "]"},
+		{"storage hash at latest", "state_getStorageHash", "[" + q(storageKey) + "]"},
+		{"keys paged at latest", "state_getKeysPaged", `["0x01",10]`},
+		{"query storage at latest", "state_queryStorageAt", "[[" + q(storageKey) + "]]"},
+		{"state_call at latest", "state_call", `["Core_version","0x"]`},
+		{"latest header", "chain_getHeader", ""},
+		{"header at hash", "chain_getHeader", "[" + q(fin.Hash) + "]"},
+		{"latest block", "chain_getBlock", ""},
+		{"latest block hash", "chain_getBlockHash", ""},
+		{"finalized head", "chain_getFinalizedHead", ""},
+		{"finalized head alias", "chain_getFinalisedHead", ""},
+		{"sync state", "system_syncState", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := direct(t, env.node, tc.method, tc.params)
+			for i := range 2 { // the miss, then the hit
+				if got := env.call(t, tc.method, tc.params); string(got) != string(want) {
+					t.Fatalf("call %d: got %.200s\nwant %.200s", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestCachedCallsDoNotReachTheNode(t *testing.T) {
+	env := startCache(t, nil)
+	prepare(t, env)
+	fin := env.node.Chain().Finalized()
+	q := func(s string) string { return `"` + s + `"` }
+	cases := []struct {
+		name, method, params string
+		cached               bool
+	}{
+		{"metadata", "state_getMetadata", "", true},
+		{"metadata at hash", "state_getMetadata", "[" + q(fin.Hash) + "]", true},
+		{"runtime version", "state_getRuntimeVersion", "", true},
+		{"system_name", "system_name", "", true},
+		{"rpc_methods", "rpc_methods", "[]", true},
+		{"genesis", "chain_getBlockHash", "[0]", true},
+		{"finalized number", "chain_getBlockHash", fmt.Sprintf("[%d]", fin.Number), true},
+		{"finalized numbers as list", "chain_getBlockHash", fmt.Sprintf(`[[0,"0x%x"]]`, fin.Number), true},
+		{"storage at hash", "state_getStorage", "[" + q(storageKey) + "," + q(fin.Hash) + "]", true},
+		{"storage at latest", "state_getStorage", "[" + q(storageKey) + "]", true},
+		{"keys paged", "state_getKeysPaged", `["0x",5,null,` + q(fin.Hash) + "]", true},
+		{"latest block", "chain_getBlock", "", true},
+		{"sync state", "system_syncState", "", true},
+		{"block at hash", "chain_getBlock", "[" + q(fin.Hash) + "]", true},
+
+		{"null result", "state_getStorage", `["0xdead"]`, false},
+		{"error result", "state_getStorage", `["nothex","0x` + strings.Repeat("11", 32) + `"]`, false},
+		{"error result when pinned", "state_getStorage", `["nothex"]`, false},
+		{"unknown block is an error", "state_getStorage", `["0x01","0x` + strings.Repeat("00", 32) + `"]`, false},
+		{"number above finalized", "chain_getBlockHash", fmt.Sprintf("[%d]", fin.Number+1), false},
+		{"author_pendingExtrinsics", "author_pendingExtrinsics", "", false},
+		{"system_accountNextIndex", "system_accountNextIndex", `["5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"]`, false},
+		{"named params", "state_getStorage", `{"key":"0x0102"}`, false},
+		{"unknown method", "grandpa_roundState", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			var p json.RawMessage
+			if tc.params != "" {
+				p = json.RawMessage(tc.params)
+			}
+			_, _ = env.cache.Call(ctx, tc.method, p) // warm
+			before := env.node.Calls(tc.method)
+			for range 3 {
+				_, _ = env.cache.Call(ctx, tc.method, p)
+			}
+			reached := env.node.Calls(tc.method) - before
+			if tc.cached && reached != 0 {
+				t.Fatalf("%d of 3 cached calls reached the node", reached)
+			}
+			if !tc.cached && reached != 3 {
+				t.Fatalf("%d of 3 uncacheable calls reached the node", reached)
+			}
+		})
+	}
+}
+
+func TestSingleFlight(t *testing.T) {
+	env := startCache(t, nil)
+	release := make(chan struct{})
+	env.node.Handle("state_getStorageSize", func(json.RawMessage) (any, *fakenode.Error) {
+		<-release
+		return 42, nil
+	})
+	fin := env.node.Chain().Finalized()
+	params := json.RawMessage(`["0x01","` + fin.Hash + `"]`)
+	p := env.cache.plan("state_getStorageSize", params)
+	if p.kind != planKeyed {
+		t.Fatalf("plan %+v", p)
+	}
+	const n = 100
+	var wg sync.WaitGroup
+	results := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := env.cache.Call(context.Background(), "state_getStorageSize", params)
+			results[i] = fmt.Sprintf("%s %v", v, err)
+		}()
+	}
+	// Release the node only once every caller waits on the shared call.
+	deadline := time.Now().Add(20 * time.Second)
+	for env.cache.flight.waiting(p.key) != n-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d callers joined", env.cache.flight.waiting(p.key))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if got := env.node.Calls("state_getStorageSize"); got != 1 {
+		t.Fatalf("%d concurrent identical misses made %d upstream calls, want 1", n, got)
+	}
+	for i, r := range results {
+		if r != "42 <nil>" {
+			t.Fatalf("caller %d got %s", i, r)
+		}
+	}
+}
+
+func TestNewHeadRefreshesLatest(t *testing.T) {
+	env := startCache(t, nil)
+	ch := env.node.Chain()
+	for range 3 {
+		b := ch.NewBlock()
+		// No clock tick: only the head subscription can bring it.
+		env.waitFor(t, "new head", func(h Head) bool { return h.BestHash == b.Hash })
+		before := env.node.Calls("chain_getBlock")
+		cases := []struct{ method, want string }{
+			{"chain_getBlockHash", `"` + b.Hash + `"`},
+			{"chain_getHeader", string(direct(t, env.node, "chain_getHeader", `["`+b.Hash+`"]`))},
+			{"chain_getBlock", string(direct(t, env.node, "chain_getBlock", `["`+b.Hash+`"]`))},
+		}
+		for _, tc := range cases {
+			if got := env.call(t, tc.method, ""); string(got) != tc.want {
+				t.Fatalf("block %d: %s() = %.120s, want %.120s", b.Number, tc.method, got, tc.want)
+			}
+		}
+		if env.node.Calls("chain_getBlock") != before+1 { // the direct call only
+			t.Fatalf("chain_getBlock() reached the node")
+		}
+	}
+	f := ch.Finalized()
+	ch.Finalize(ch.Best().Number)
+	env.waitFor(t, "new finalized head", func(h Head) bool { return h.FinalHash != f.Hash })
+	if got, want := env.call(t, "chain_getFinalizedHead", ""), `"`+ch.Finalized().Hash+`"`; string(got) != want {
+		t.Fatalf("finalized head %s, want %s", got, want)
+	}
+}
+
+func TestRuntimeUpgrade(t *testing.T) {
+	env := startCache(t, nil)
+	ch := env.node.Chain()
+	old := ch.Best()
+	ch.NewBlock() // the upgrade applies from the best block on
+	metaOld := `"` + fakenode.Metadata(fakenode.DefaultSpecVersion) + `"`
+	if got := env.call(t, "state_getMetadata", ""); string(got) != metaOld {
+		t.Fatal("metadata before the upgrade differs")
+	}
+	ch.SetRuntimeVersion(fakenode.DefaultSpecVersion + 1)
+	env.waitFor(t, "new runtime version", func(h Head) bool { return h.SpecVersion == fmt.Sprint(fakenode.DefaultSpecVersion+1) })
+	metaNew := `"` + fakenode.Metadata(fakenode.DefaultSpecVersion+1) + `"`
+	if got := env.call(t, "state_getMetadata", ""); string(got) != metaNew {
+		t.Fatal("old metadata served after a runtime upgrade")
+	}
+	rv := env.call(t, "state_getRuntimeVersion", "")
+	if v, _ := specVersion(rv); v != fmt.Sprint(fakenode.DefaultSpecVersion+1) {
+		t.Fatalf("runtime version after the upgrade: %s", rv)
+	}
+	// Immutable by hash: the old block keeps its metadata.
+	if got := env.call(t, "state_getMetadata", `["`+old.Hash+`"]`); string(got) != metaOld {
+		t.Fatal("metadata at the pre-upgrade hash changed")
+	}
+}
+
+func TestReconnectRefreshesConstants(t *testing.T) {
+	env := startCache(t, nil)
+	if got := env.call(t, "system_version", ""); string(got) != `"1.0.0"` {
+		t.Fatalf("system_version %s", got)
+	}
+	env.node.Handle("system_version", func(json.RawMessage) (any, *fakenode.Error) { return "2.0.0", nil })
+	if got := env.call(t, "system_version", ""); string(got) != `"1.0.0"` {
+		t.Fatalf("system_version is not cached: %s", got)
+	}
+	env.clock.Advance(time.Second) // the constants are a refresh period old
+	env.node.DisconnectAll()
+	deadline := time.Now().Add(20 * time.Second)
+	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
+		if time.Now().After(deadline) {
+			t.Fatal("constants not refreshed after the upstream reconnected")
+		}
+		// Resubscribing backs off on the cache's clock.
+		env.clock.Advance(100 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStaleLatestGoesToTheNode(t *testing.T) {
+	cases := []struct {
+		name     string
+		maxStale time.Duration
+		advance  time.Duration
+		cached   bool
+	}{
+		{"fresh", 0, 2900 * time.Millisecond, true},
+		{"three refresh periods", 0, 3 * time.Second, false},
+		{"max_stale is shorter", 1500 * time.Millisecond, 1500 * time.Millisecond, false},
+		{"max_stale longer than three periods does not extend", 10 * time.Second, 3 * time.Second, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startCache(t, func(o *Options) { o.MaxStale = tc.maxStale })
+			// A stalled suducer: its loops are stopped, time goes on.
+			env.cache.Stop()
+			env.clock.Advance(tc.advance)
+			for _, m := range []string{"system_syncState", "chain_getBlock"} {
+				before := env.node.Calls(m)
+				env.call(t, m, "")
+				if reached := env.node.Calls(m) > before; reached == tc.cached {
+					t.Fatalf("%s: reached the node = %v", m, reached)
+				}
+			}
+			// Calls without a hash are not pinned to a stale head.
+			env.call(t, "state_getStorage", `["0x0102"]`)
+			pinned := strings.Contains(string(env.node.LastRequest("state_getStorage")), env.cache.Head().BestHash)
+			if !tc.cached && pinned {
+				t.Fatalf("pinned to a stale head: %s", env.node.LastRequest("state_getStorage"))
+			}
+			// The suducer catches up.
+			env.cache.Start()
+			env.clock.Advance(time.Second)
+			env.waitFor(t, "suducer catches up", func(h Head) bool { return h.BestFresh && h.FinalFresh })
+			before := env.node.Calls("system_syncState")
+			env.call(t, "system_syncState", "")
+			if env.node.Calls("system_syncState") != before {
+				t.Fatal("fresh again, but still going to the node")
+			}
+		})
+	}
+}
+
+func TestPinFinalized(t *testing.T) {
+	env := startCache(t, func(o *Options) { o.Pin = PinFinalized })
+	prepare(t, env)
+	fin, best := env.node.Chain().Finalized(), env.node.Chain().Best()
+	if fin.Hash == best.Hash {
+		t.Fatal("test needs an unfinalized best block")
+	}
+	got := env.call(t, "state_getStorage", `["`+storageKey+`"]`)
+	if string(got) != `"0xaa"` {
+		t.Fatalf("storage pinned to finalized: %s, want the finalized value", got)
+	}
+	if req := string(env.node.LastRequest("state_getStorage")); !strings.Contains(req, fin.Hash) {
+		t.Fatalf("upstream call not pinned to the finalized hash: %s", req)
+	}
+}
+
+// noSubs refuses subscriptions, like an HTTP-only node.
+type noSubs struct{ Upstream }
+
+func (noSubs) Subscribe(context.Context, string, json.RawMessage, string, suber.Sink) (Subscription, error) {
+	return nil, suber.ErrNoSubscriptions
+}
+
+func TestPollsWithoutSubscriptions(t *testing.T) {
+	env := startCache(t, func(o *Options) { o.Upstream = noSubs{o.Upstream} })
+	ch := env.node.Chain()
+	b := ch.NewBlockFinalized()
+	ch.SetRuntimeVersion(fakenode.DefaultSpecVersion + 5)
+	env.clock.Advance(time.Second)
+	env.waitFor(t, "poll brings the new head and runtime", func(h Head) bool {
+		return h.BestHash == b.Hash && h.FinalHash == b.Hash && h.SpecVersion == fmt.Sprint(fakenode.DefaultSpecVersion+5)
+	})
+	if got := env.call(t, "chain_getBlockHash", ""); string(got) != `"`+b.Hash+`"` {
+		t.Fatalf("latest hash %s", got)
+	}
+}
+
+func TestPinnedCallFallsBackOnUpstreamError(t *testing.T) {
+	env := startCache(t, nil)
+	prepare(t, env)
+	unknown := `"0x` + strings.Repeat("00", 32) + `"`
+	env.cache.mu.Lock()
+	env.cache.best.hash = unknown[1 : len(unknown)-1] // a head the node does not know
+	env.cache.mu.Unlock()
+	got := env.call(t, "state_getStorage", `["`+storageKey+`"]`)
+	if string(got) != `"0xbb"` {
+		t.Fatalf("got %s, want the latest value from the unpinned call", got)
+	}
+	if req := string(env.node.LastRequest("state_getStorage")); strings.Contains(req, unknown) {
+		t.Fatalf("last upstream call still pinned: %s", req)
+	}
+}
+
+func TestEntryTTLs(t *testing.T) {
+	env := startCache(t, func(o *Options) { o.PinnedTTL = 30 * time.Second })
+	prepare(t, env)
+	fin := env.node.Chain().Finalized()
+	cases := []struct {
+		name, method, params string
+		ttl                  time.Duration
+	}{
+		{"pinned to the head", "state_getStorage", `["` + storageKey + `"]`, 30 * time.Second},
+		{"named hash", "state_getStorage", `["` + storageKey + `","` + fin.Hash + `"]`, DefaultImmutableTTL},
+		{"constant", "system_chain", "", DefaultConstantTTL},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env.call(t, tc.method, tc.params)
+			p := env.cache.plan(tc.method, json.RawMessage(tc.params))
+			env.store.mu.Lock()
+			e := env.store.items[p.key]
+			env.store.mu.Unlock()
+			if e == nil {
+				t.Fatal("not stored")
+			}
+			if got := e.expires.Sub(env.clock.Now()); got != tc.ttl {
+				t.Fatalf("ttl %v, want %v", got, tc.ttl)
+			}
+		})
+	}
+}
+
+func TestStopLeavesNoGoroutine(t *testing.T) {
+	env := startCache(t, nil)
+	env.cache.Start() // a second user, as after a config reload
+	env.cache.Stop()
+	if n := countGoroutines(); n != 1+len(follows) {
+		t.Fatalf("one Stop of two Starts left %d loops, want %d", n, 1+len(follows))
+	}
+	env.cache.Stop()
+	waitNoGoroutines(t)
+}

@@ -1,0 +1,378 @@
+package cacher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/elara-gateway/elara/suber"
+)
+
+// The suducer keeps a chain's cache right: it follows new heads, finalized
+// heads and runtime versions through upstream subscriptions, refreshes the
+// latest entries on every new head, switches constants to the new spec
+// version on a runtime upgrade and refreshes them after a reconnect. It
+// polls only what the subscriptions leave quiet for a refresh period, so
+// with working subscriptions and a producing chain it never polls at all.
+
+// Events the loop reacts to.
+const (
+	evBest         uint32 = 1 << iota // a new best head
+	evFinalized                       // a new finalized head
+	evRuntime                         // a runtime version notification: refresh constants
+	evRuntimeCheck                    // no runtime subscription: check the version
+)
+
+type followSpec struct {
+	method, unsub string
+	event         uint32
+}
+
+// follows are the suducer's upstream subscriptions.
+var follows = [...]followSpec{
+	{"chain_subscribeNewHeads", "chain_unsubscribeNewHeads", evBest},
+	{"chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads", evFinalized},
+	{"state_subscribeRuntimeVersion", "state_unsubscribeRuntimeVersion", evRuntime},
+}
+
+// constantMethods are fetched again after a runtime upgrade or a
+// reconnect, so the first client after either finds them ready.
+var constantMethods = []string{
+	"state_getRuntimeVersion", "state_getMetadata", "rpc_methods",
+	"system_name", "system_version", "system_chain", "system_chainType", "system_properties",
+}
+
+// Backoff between attempts to re-open a lost subscription.
+const (
+	followBackoffMin = 500 * time.Millisecond
+	followBackoffMax = 30 * time.Second
+)
+
+func (c *Cache) signal(ev uint32) {
+	c.pending.Or(ev)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is the suducer's loop: it does the work events ask for, one piece at
+// a time, and every refresh period it refreshes whatever went quiet.
+func (c *Cache) run(ctx context.Context) {
+	defer c.wg.Done()
+	c.signal(evBest | evFinalized | evRuntimeCheck)
+	tick := c.clock.After(c.opts.Refresh)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+			c.busy.Store(true)
+			c.work(ctx, c.pending.Swap(0))
+			c.busy.Store(false)
+		case <-tick:
+			tick = c.clock.After(c.opts.Refresh)
+			c.busy.Store(true)
+			c.work(ctx, c.quiet())
+			c.busy.Store(false)
+		}
+	}
+}
+
+// quiet lists the refreshes a period without notifications calls for.
+func (c *Cache) quiet() uint32 {
+	now := c.clock.Now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var ev uint32
+	if c.best.at.IsZero() || now.Sub(c.best.at) >= c.opts.Refresh {
+		ev |= evBest
+	}
+	if c.final.at.IsZero() || now.Sub(c.final.at) >= c.opts.Refresh {
+		ev |= evFinalized
+	}
+	if !c.subscribed[2].Load() || c.spec == "" {
+		ev |= evRuntimeCheck
+	}
+	return ev
+}
+
+func (c *Cache) work(ctx context.Context, ev uint32) {
+	if ev == 0 || ctx.Err() != nil {
+		return
+	}
+	c.ensureGenesis(ctx)
+	if ev&evBest != 0 {
+		c.refreshBest(ctx)
+	}
+	if ev&evFinalized != 0 {
+		c.refreshFinalized(ctx)
+	}
+	if ev&(evRuntime|evRuntimeCheck) != 0 {
+		c.refreshRuntime(ctx, ev&evRuntime != 0)
+	}
+}
+
+// call is one upstream call of the suducer itself.
+func (c *Cache) call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	defer cancel()
+	v, err := c.up.Call(ctx, method, params)
+	if err != nil && ctx.Err() == nil {
+		if ce := c.log.Check(zap.DebugLevel, "suducer call failed"); ce != nil {
+			ce.Write(zap.String("method", method), zap.Error(err))
+		}
+	}
+	return v, err
+}
+
+func (c *Cache) ensureGenesis(ctx context.Context) {
+	c.mu.RLock()
+	known := c.id != ""
+	c.mu.RUnlock()
+	if known {
+		return
+	}
+	v, err := c.call(ctx, "chain_getBlockHash", json.RawMessage("[0]"))
+	hash, ok := hashString(v)
+	if err != nil || !ok {
+		return
+	}
+	c.mu.Lock()
+	c.id = chainID(c.opts.Name, hash)
+	c.mu.Unlock()
+}
+
+// refreshBest reads the best head and everything about it the latest
+// entries hold: hash first, then the header and block of that very hash,
+// so the entries agree with each other.
+func (c *Cache) refreshBest(ctx context.Context) {
+	hashRaw, err := c.call(ctx, "chain_getBlockHash", nil)
+	hash, ok := hashString(hashRaw)
+	if err != nil || !ok {
+		return
+	}
+	at := json.RawMessage(`["` + hash + `"]`)
+	var header, block, health, syncState json.RawMessage
+	var wg sync.WaitGroup
+	for _, job := range []struct {
+		dst    *json.RawMessage
+		method string
+		params json.RawMessage
+	}{
+		{&header, "chain_getHeader", at},
+		{&block, "chain_getBlock", at},
+		{&health, "system_health", nil},
+		{&syncState, "system_syncState", nil},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := c.call(ctx, job.method, job.params); err == nil && cacheable(v) {
+				*job.dst = v
+			}
+		}()
+	}
+	wg.Wait()
+	now := c.clock.Now()
+	number, numOK := headerNumber(header)
+
+	c.mu.Lock()
+	// A node behind the others may answer with an older head; the latest
+	// entries never go backwards.
+	advance := numOK && (c.best.at.IsZero() || number >= c.best.number)
+	if advance {
+		c.best = head{hash: hash, number: number, at: now}
+		c.setLatestLocked("chain_getBlockHash", hashRaw, now)
+		c.setLatestLocked("chain_getHeader", header, now)
+		if block != nil {
+			c.setLatestLocked("chain_getBlock", block, now)
+		}
+	}
+	if health != nil {
+		c.setLatestLocked("system_health", health, now)
+	}
+	if syncState != nil {
+		c.setLatestLocked("system_syncState", syncState, now)
+	}
+	id := c.id
+	c.mu.Unlock()
+
+	if advance && id != "" {
+		// The same answers are immutable under the hash: keep them too.
+		c.storeAt(ctx, id, "chain_getHeader", at, header)
+		if block != nil {
+			c.storeAt(ctx, id, "chain_getBlock", at, block)
+		}
+	}
+}
+
+func (c *Cache) storeAt(ctx context.Context, id, method string, params, v json.RawMessage) {
+	_ = c.store.Set(ctx, buildKey(id, scopeBlock, method, params), v, SetOptions{
+		TTL: c.pinnedTTL(method), Chain: c.opts.Name, Method: method, Share: c.rules.Share(method),
+	})
+}
+
+func (c *Cache) refreshFinalized(ctx context.Context) {
+	hashRaw, err := c.call(ctx, "chain_getFinalizedHead", nil)
+	hash, ok := hashString(hashRaw)
+	if err != nil || !ok {
+		return
+	}
+	header, err := c.call(ctx, "chain_getHeader", json.RawMessage(`["`+hash+`"]`))
+	number, numOK := headerNumber(header)
+	if err != nil || !numOK {
+		return
+	}
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.final.at.IsZero() || number >= c.final.number {
+		c.final = head{hash: hash, number: number, at: now}
+		c.setLatestLocked("chain_getFinalizedHead", hashRaw, now)
+	}
+}
+
+// refreshRuntime reads the runtime version. On a new version the
+// constants move to new keys; they are fetched at once, and also after a
+// notification that carries no change (a resubscription after a
+// reconnect: the node may have been upgraded).
+func (c *Cache) refreshRuntime(ctx context.Context, notified bool) {
+	v, err := c.call(ctx, "state_getRuntimeVersion", nil)
+	if err != nil {
+		return
+	}
+	spec, ok := specVersion(v)
+	if !ok {
+		return
+	}
+	now := c.clock.Now()
+	c.mu.Lock()
+	c.spec = spec
+	id := c.id
+	// The first notification of a subscription repeats what a check just
+	// read (at start-up both happen): fetch the constants once.
+	due := spec != c.constSpec || (notified && now.Sub(c.constAt) >= c.opts.Refresh)
+	if due && id != "" {
+		c.constSpec, c.constAt = spec, now
+	}
+	c.mu.Unlock()
+	if !due || id == "" {
+		return
+	}
+	if ce := c.log.Check(zap.InfoLevel, "refreshing runtime constants"); ce != nil {
+		ce.Write(zap.String("chain", c.opts.Name), zap.String("spec_version", spec), zap.Bool("notified", notified))
+	}
+	for _, m := range constantMethods {
+		if c.rules.Rule(m).Class == ClassNone || ctx.Err() != nil {
+			continue
+		}
+		p := c.keyedPlan(c.rules.Label(m), buildKey(id, scopeRuntime+spec, m, emptyArray), emptyArray, false, c.rules.TTL(m, ClassConstant))
+		_, _ = c.fill(ctx, m, p)
+	}
+}
+
+// follow holds one upstream subscription, re-opening it with backoff when
+// it is lost. While it is down, the loop's periodic refresh covers for it.
+func (c *Cache) follow(ctx context.Context, i int) {
+	defer c.wg.Done()
+	f := follows[i]
+	backoff := followBackoffMin
+	for ctx.Err() == nil {
+		sink := &followSink{c: c, ev: f.event, lost: make(chan struct{})}
+		sctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		sub, err := c.up.Subscribe(sctx, f.method, nil, f.unsub, sink)
+		cancel()
+		if errors.Is(err, suber.ErrNoSubscriptions) {
+			return // HTTP-only nodes: the periodic refresh does it all
+		}
+		if err != nil {
+			if ce := c.log.Check(zap.DebugLevel, "suducer subscription failed"); ce != nil {
+				ce.Write(zap.String("chain", c.opts.Name), zap.String("method", f.method), zap.Error(err))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.clock.After(backoff/2 + rand.N(backoff/2)):
+			}
+			backoff = min(2*backoff, followBackoffMax)
+			continue
+		}
+		backoff = followBackoffMin
+		c.subscribed[i].Store(true)
+		select {
+		case <-sink.lost:
+			c.subscribed[i].Store(false)
+		case <-ctx.Done():
+			c.subscribed[i].Store(false)
+			uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _ = sub.Unsubscribe(uctx)
+			cancel()
+			return
+		}
+	}
+}
+
+// followSink turns notifications into loop events. It runs on the
+// connection's reader, so it only records and signals.
+type followSink struct {
+	c    *Cache
+	ev   uint32
+	once sync.Once
+	lost chan struct{}
+}
+
+func (s *followSink) Notify(_ string, result json.RawMessage) {
+	if s.ev == evRuntime {
+		// Switch keys at once: no constant of the old runtime is served
+		// from here on, even before the loop refetches them.
+		if spec, ok := specVersion(result); ok {
+			s.c.mu.Lock()
+			s.c.spec = spec
+			s.c.mu.Unlock()
+		}
+	}
+	s.c.signal(s.ev)
+}
+
+func (s *followSink) Lost(error) { s.once.Do(func() { close(s.lost) }) }
+
+func hashString(v json.RawMessage) (string, bool) {
+	if !isBlockHash(v) {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
+}
+
+// headerNumber reads a header's number, a hex string in Substrate.
+func headerNumber(header json.RawMessage) (uint64, bool) {
+	if header == nil {
+		return 0, false
+	}
+	var h struct {
+		Number string `json:"number"`
+	}
+	if err := json.Unmarshal(header, &h); err != nil || !strings.HasPrefix(h.Number, "0x") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(h.Number[2:], 16, 64)
+	return n, err == nil
+}
+
+// specVersion reads a RuntimeVersion's specVersion.
+func specVersion(v json.RawMessage) (string, bool) {
+	var rv struct {
+		SpecVersion *uint64 `json:"specVersion"`
+	}
+	if err := json.Unmarshal(v, &rv); err != nil || rv.SpecVersion == nil {
+		return "", false
+	}
+	return strconv.FormatUint(*rv.SpecVersion, 10), true
+}
