@@ -160,14 +160,7 @@ func (n *Node) Call(ctx context.Context, method string, params json.RawMessage) 
 	if err != nil {
 		return nil, err
 	}
-	m, err := sess.call(ctx, method, params, nil)
-	if err != nil {
-		return nil, err
-	}
-	if m.Error != nil {
-		return nil, m.Error
-	}
-	return m.Result, nil
+	return sess.result(ctx, method, params)
 }
 
 // Subscribe opens a subscription; sink receives its notifications. The

@@ -290,6 +290,19 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	}
 }
 
+// result makes a call and returns its result; a node's error answer comes
+// back as a *jsonrpc.Error.
+func (s *session) result(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	m, err := s.call(ctx, method, params, nil)
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
+}
+
 // forget gives up on a pending call. It reports false when the reply was
 // already taken for dispatch.
 func (s *session) forget(id uint64) bool {

@@ -74,14 +74,7 @@ func (s *Subscription) Call(ctx context.Context, method string, params json.RawM
 	if sess == nil || sess.isClosed() {
 		return nil, ErrConnectionLost
 	}
-	m, err := sess.call(ctx, method, params, nil)
-	if err != nil {
-		return nil, err
-	}
-	if m.Error != nil {
-		return nil, m.Error
-	}
-	return m.Result, nil
+	return sess.result(ctx, method, params)
 }
 
 func (s *Subscription) lost(err error) {
