@@ -14,9 +14,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
-echo "== npm ci (e2e/testdata)" >&2
-if [[ ! -f e2e/testdata/node_modules/.package-lock.json ]] || ! cmp -s e2e/testdata/package-lock.json e2e/testdata/node_modules/.package-lock.json 2>/dev/null; then
+# npm ci again whenever the lockfile is newer than the installed tree.
+if [[ ! -d e2e/testdata/node_modules || e2e/testdata/package-lock.json -nt e2e/testdata/node_modules ]]; then
+	echo "== npm ci (e2e/testdata)" >&2
 	(cd e2e/testdata && npm ci --no-audit --no-fund --loglevel=error)
+	touch e2e/testdata/node_modules
 fi
 
 echo "== building caddy with xcaddy" >&2
