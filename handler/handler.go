@@ -118,6 +118,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading elara app: %w", err)
 	}
 	h.app = appIface.(*app.App)
+	if len(h.app.ChainNames()) == 0 {
+		h.log.Warn("elara_rpc has no chain to serve: configure chains in the elara global option")
+	}
 	if len(h.Chains) > 0 {
 		h.chains = make(map[string]bool, len(h.Chains))
 		for _, c := range h.Chains {
