@@ -8,6 +8,9 @@ import (
 
 // Request is one validated client call. ID holds the raw bytes of the id as
 // the client sent them; it is nil for a notification (no "id" member).
+// ID and Params are copies: they never alias the body they were parsed
+// from, so requests may outlive a reused read buffer and do not pin a large
+// body in memory.
 type Request struct {
 	ID     json.RawMessage
 	Method string
@@ -58,115 +61,49 @@ type Parsed struct {
 // Parse decodes a request body. It returns a body-level error (to be sent
 // once, with a null id) when the body is not JSON, too deep, an empty
 // batch or an oversized batch; otherwise every entry carries its own
-// request or error.
+// request or error. The body is read in one pass (see scan.go), and the
+// result does not alias it.
 func Parse(body []byte, lim Limits) (*Parsed, *Error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "Invalid request: empty body"}
 	}
-	if err := checkDepth(body, lim.MaxDepth); err != nil {
-		return nil, err
-	}
+	p := parser{data: body, maxDepth: lim.MaxDepth}
 	if body[0] != '[' {
-		// Unmarshal checks the syntax of the whole body before decoding,
-		// so a separate validity pass would read it twice.
-		c := parseOne(body)
-		if c.Err == ErrParse {
-			return nil, ErrParse
+		c, err := p.one()
+		if err != scanOK {
+			return nil, p.fail(err)
 		}
-		return &Parsed{Calls: []Call{c}}, nil
+		// One allocation for the result and its only call.
+		one := &struct {
+			p Parsed
+			c [1]Call
+		}{c: [1]Call{c}}
+		one.p.Calls = one.c[:]
+		return &one.p, nil
 	}
-	var entries []json.RawMessage
-	if err := json.Unmarshal(body, &entries); err != nil {
-		return nil, ErrParse
+	calls, n, err := p.batch(lim.MaxBatch)
+	if err != scanOK {
+		return nil, p.fail(err)
 	}
-	if len(entries) == 0 {
+	if n == 0 {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "Invalid request: empty batch"}
 	}
-	if len(entries) > lim.MaxBatch {
-		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid request: batch of %d calls is over the limit of %d", len(entries), lim.MaxBatch)}
+	if n > lim.MaxBatch {
+		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid request: batch of %d calls is over the limit of %d", n, lim.MaxBatch)}
 	}
-	p := &Parsed{Batch: true, Calls: make([]Call, len(entries))}
-	for i, e := range entries {
-		p.Calls[i] = parseOne(e)
-	}
-	return p, nil
+	return &Parsed{Batch: true, Calls: calls}, nil
 }
 
 // ParseRequest parses a single (non-batch) message, such as one WebSocket
-// frame that is known not to be an array.
+// frame that is known not to be an array. The result does not alias body.
 func ParseRequest(body []byte, maxDepth int) Call {
-	if err := checkDepth(body, maxDepth); err != nil {
-		return Call{Err: err, ID: nullID}
+	p := parser{data: bytes.TrimSpace(body), maxDepth: maxDepth}
+	c, err := p.one()
+	if err != scanOK {
+		return Call{Err: p.fail(err), ID: nullID}
 	}
-	return parseOne(bytes.TrimSpace(body))
-}
-
-// wireRequest holds every member as raw JSON so types can be checked by
-// hand: a wrong type is an invalid request, not a parse error.
-type wireRequest struct {
-	JSONRPC, ID, Method, Params json.RawMessage
-}
-
-// decodeRequest reads the members by their exact names. Decoding into a
-// struct would match names case-insensitively, letting a "Method" member
-// stand in for "method" unseen.
-func decodeRequest(raw []byte) (wireRequest, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return wireRequest{}, err
-	}
-	return wireRequest{JSONRPC: members["jsonrpc"], ID: members["id"], Method: members["method"], Params: members["params"]}, nil
-}
-
-func parseOne(raw []byte) Call {
-	if len(raw) == 0 || raw[0] != '{' {
-		if !json.Valid(raw) {
-			return Call{Err: ErrParse, ID: nullID}
-		}
-		return Call{Err: withDetail(ErrInvalidRequest, "expected a JSON object"), ID: nullID}
-	}
-	w, err := decodeRequest(raw)
-	if err != nil {
-		return Call{Err: ErrParse, ID: nullID}
-	}
-	// Absent and null ids differ: absent is a notification, null is a call
-	// whose reply carries a null id.
-	id := w.ID
-	if id != nil && !validID(id) {
-		return Call{Err: withDetail(ErrInvalidRequest, "id must be a string, a number or null"), ID: nullID}
-	}
-	replyID := id
-	if replyID == nil {
-		replyID = nullID
-	}
-	if string(w.JSONRPC) != `"2.0"` {
-		return Call{Err: withDetail(ErrInvalidRequest, `jsonrpc must be "2.0"`), ID: replyID}
-	}
-	if len(w.Method) == 0 || w.Method[0] != '"' {
-		return Call{Err: withDetail(ErrInvalidRequest, "method must be a string"), ID: replyID}
-	}
-	var method string
-	if err := json.Unmarshal(w.Method, &method); err != nil || method == "" {
-		return Call{Err: withDetail(ErrInvalidRequest, "method must be a non-empty string"), ID: replyID}
-	}
-	var params json.RawMessage
-	if w.Params != nil && string(w.Params) != "null" {
-		if w.Params[0] != '[' && w.Params[0] != '{' {
-			return Call{Err: withDetail(ErrInvalidRequest, "params must be an array or an object"), ID: replyID}
-		}
-		params = w.Params
-		// Canonical (compact) params make equal calls byte-equal; most
-		// clients already send them compact, which costs one scan to see.
-		if bytes.IndexAny(params, " \t\r\n") >= 0 {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, w.Params); err != nil {
-				return Call{Err: ErrParse, ID: replyID}
-			}
-			params = buf.Bytes()
-		}
-	}
-	return Call{Request: &Request{ID: id, Method: method, Params: params}, ID: replyID}
+	return c
 }
 
 func validID(id json.RawMessage) bool {
@@ -182,8 +119,11 @@ func withDetail(base *Error, detail string) *Error {
 	return &Error{Code: base.Code, Message: base.Message + ": " + detail}
 }
 
-// checkDepth rejects bodies nested deeper than max before any decoder
-// walks them, so a hostile body costs one linear scan and nothing more.
+// checkDepth reports whether body, read lexically (brackets outside strings,
+// whether or not the JSON is valid), nests deeper than max. The scanner
+// checks the depth of valid JSON as it goes; this decides, for a body it
+// found malformed, whether the depth error (which used to be checked
+// first, over the whole body) wins over the parse error.
 func checkDepth(body []byte, max int) *Error {
 	if max <= 0 {
 		return nil
@@ -207,11 +147,15 @@ func checkDepth(body []byte, max int) *Error {
 		case '[', '{':
 			depth++
 			if depth > max {
-				return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid request: JSON nested deeper than %d levels", max)}
+				return depthError(max)
 			}
 		case ']', '}':
 			depth--
 		}
 	}
 	return nil
+}
+
+func depthError(max int) *Error {
+	return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid request: JSON nested deeper than %d levels", max)}
 }

@@ -553,9 +553,8 @@ func TestParseMemberNamesAreCaseSensitive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := parseSingle(t, tc.body, testLimits)
 			if msg := tc.check(c); msg != "" {
-				t.Fatalf("regression: jsonrpc/message.go parseOne (json.Unmarshal into wireRequest) matches member names "+
-					"case-insensitively, as encoding/json does: %s (%s). Decode into map[string]json.RawMessage and "+
-					"look members up by exact name instead.", msg, describe(c))
+				t.Fatalf("regression: jsonrpc/scan.go memberName matches member names case-insensitively "+
+					"(as encoding/json does for structs): %s (%s). Compare the decoded key byte for byte instead.", msg, describe(c))
 			}
 		})
 	}
