@@ -193,11 +193,14 @@ async function main() {
             reject(new Error('dispatch error: ' + res.dispatchError.toString()));
             return;
           }
-          if (s.isInBlock) {
+          // Chopsticks sends InBlock and, 100 ms later, Finalized; polkadot.js
+          // fetches the events of each with switchMap, so on a slow run the
+          // InBlock result is superseded and only Finalized reaches us.
+          if (s.isInBlock || s.isFinalized) {
             clearInterval(retry);
             const events = res.events.map(({ event }) => `${event.section}.${event.method}`);
             unsubTx();
-            resolve({ inBlock: s.asInBlock.toHex(), events, txHash: res.txHash.toHex() });
+            resolve({ inBlock: (s.isInBlock ? s.asInBlock : s.asFinalized).toHex(), events, txHash: res.txHash.toHex() });
           }
           if (s.isDropped || s.isInvalid || s.isUsurped) {
             clearInterval(retry);
@@ -210,7 +213,7 @@ async function main() {
         }, reject);
     }),
     STEP_MS * 2,
-    'transfer InBlock'
+    'transfer InBlock or Finalized'
   );
   const bobAfter = (await gw.api.query.system.account(bob.address)).data.free.toBigInt();
   await waitSeen(() => bobSeen.includes(bobAfter), "Bob's new balance via the storage subscription");
