@@ -264,7 +264,9 @@ func (a *App) provisionChainCache(key string, c *Chain) error {
 	// Only a chain nobody serves yet is written to: a kept chain already
 	// holds this very cache.
 	if !loaded && c.Cache == nil {
-		c.Cache = val.(destructibleCache).Cache
+		cache := val.(destructibleCache).Cache
+		c.Cache = cache
+		c.Matcher.ObserveHeads(cache.ObserveHead)
 	}
 	return nil
 }

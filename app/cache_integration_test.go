@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -421,4 +422,53 @@ func TestRedisSharedByTwoGatewaysAndOutage(t *testing.T) {
 			return ""
 		})
 	})
+}
+
+// A client told of head N through the gateway and asking for the latest
+// header or state at once must get block N's, not N-1's from the cache,
+// even while the suducer is slow to learn of N.
+func TestGatewayCacheNeverAnswersBehindANotifiedHead(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, cachedGlobal(node.URL(), ""), "\telara_rpc")
+	key := "0x" + strings.Repeat("ee", 32)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	c.Subscribe("chain_subscribeNewHeads", nil)
+	c.Next(5 * time.Second)
+	// Warm the cache with latest answers.
+	eventually(t, func() string {
+		if r := c.Call("chain_getHeader", nil); r.Error != nil {
+			return string(r.Raw)
+		}
+		return ""
+	})
+	// The suducer learns of new heads through chain_getBlockHash: slow it.
+	node.SetDelay("chain_getBlockHash", 300*time.Millisecond)
+	for i := range 5 {
+		node.Chain().SetStorage(key, fmt.Sprintf("0x%02x", i))
+		h := node.Chain().NewBlock()
+		for {
+			n := c.Next(5 * time.Second)
+			if num, ok := headerNum(n.Params.Result); ok && num == h.Number {
+				break
+			}
+		}
+		r := c.Call("chain_getHeader", nil)
+		if num, ok := headerNum(r.Result); !ok || num != h.Number {
+			t.Fatalf("block %d notified, latest header answered %s", h.Number, r.Raw)
+		}
+		if r := c.Call("state_getStorage", []string{key}); string(r.Result) != fmt.Sprintf(`"0x%02x"`, i) {
+			t.Fatalf("block %d notified, latest storage answered %s", h.Number, r.Raw)
+		}
+	}
+}
+
+func headerNum(raw json.RawMessage) (uint64, bool) {
+	var h struct {
+		Number string `json:"number"`
+	}
+	if json.Unmarshal(raw, &h) != nil || len(h.Number) < 3 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(h.Number[2:], 16, 64)
+	return n, err == nil
 }

@@ -105,10 +105,13 @@ type Cache struct {
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 
-	kick       chan struct{}
-	pending    atomic.Uint32
-	busy       atomic.Bool // the loop is working; lets tests wait for quiet
-	subscribed [len(follows)]atomic.Bool
+	kick    chan struct{}
+	pending atomic.Uint32
+	// seenBest and seenFinal are the newest head numbers clients have been
+	// told of (see ObserveHead).
+	seenBest, seenFinal atomic.Uint64
+	busy                atomic.Bool // the loop is working; lets tests wait for quiet
+	subscribed          [len(follows)]atomic.Bool
 }
 
 type head struct {
@@ -239,11 +242,51 @@ func cacheable(v json.RawMessage) bool {
 func (c *Cache) latestValue(name string) (json.RawMessage, bool) {
 	c.mu.RLock()
 	e, ok := c.latest[name]
+	best, final := c.best.number, c.final.number
 	c.mu.RUnlock()
 	if !ok || !c.fresh(e.at) {
 		return nil, false
 	}
+	switch name {
+	case "chain_getHeader", "chain_getBlock", "chain_getBlockHash":
+		if c.behind(best, false) {
+			return nil, false
+		}
+	case "chain_getFinalizedHead":
+		if c.behind(final, true) {
+			return nil, false
+		}
+	}
 	return e.value, true
+}
+
+// ObserveHead is told of every head the gateway sends its clients. A
+// client that hears of block N and asks for the latest state at once must
+// not get block N-1's from the cache: until the suducer has caught up,
+// latest and pinned calls go to a node.
+func (c *Cache) ObserveHead(number uint64, finalized bool) {
+	seen, ev := &c.seenBest, uint32(evBest)
+	if finalized {
+		seen, ev = &c.seenFinal, evFinalized
+	}
+	for {
+		old := seen.Load()
+		if number <= old {
+			return
+		}
+		if seen.CompareAndSwap(old, number) {
+			break
+		}
+	}
+	c.signal(ev)
+}
+
+// behind reports whether clients were told of a newer head than known.
+func (c *Cache) behind(known uint64, finalized bool) bool {
+	if finalized {
+		return c.seenFinal.Load() > known
+	}
+	return c.seenBest.Load() > known
 }
 
 // setLatest replaces a latest entry. Called with c.mu held.

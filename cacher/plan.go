@@ -80,7 +80,7 @@ func (c *Cache) plan(method string, params json.RawMessage) plan {
 		if c.opts.Pin == PinFinalized {
 			h = final
 		}
-		if !c.fresh(h.at) {
+		if !c.fresh(h.at) || c.behind(h.number, c.opts.Pin == PinFinalized) {
 			return miss
 		}
 		canon := joinParams(withHash(elems, rule.HashPos, h.hash))

@@ -8,7 +8,7 @@ import (
 func TestLookupSubscribe(t *testing.T) {
 	cases := []struct {
 		method, family, upstream, unsub string
-		shared, resumable                bool
+		shared, resumable               bool
 	}{
 		{"chain_subscribeNewHeads", "newHeads", "chain_subscribeNewHeads", "chain_unsubscribeNewHeads", true, true},
 		{"subscribe_newHead", "newHeads", "chain_subscribeNewHeads", "chain_unsubscribeNewHeads", true, true},

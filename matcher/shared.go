@@ -373,6 +373,11 @@ func (s *sharedSub) apply(method string, result json.RawMessage) {
 }
 
 func (s *sharedSub) broadcast(method string, result json.RawMessage) {
+	if fn := s.m.onHead.Load(); fn != nil && (s.fam.Name == "newHeads" || s.fam.Name == "finalizedHeads") {
+		if num, ok := suber.HeaderNumber(result); ok {
+			(*fn)(num, s.fam.Name == "finalizedHeads")
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.notif, s.last = method, result

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,6 +58,16 @@ type Matcher struct {
 	mu     sync.Mutex
 	closed bool
 	shared map[string]*sharedSub
+
+	// onHead, when set, hears of every new or finalized head before
+	// clients do.
+	onHead atomic.Pointer[func(number uint64, finalized bool)]
+}
+
+// ObserveHeads registers fn to hear of every head number shared head
+// subscriptions deliver, before any client gets it.
+func (m *Matcher) ObserveHeads(fn func(number uint64, finalized bool)) {
+	m.onHead.Store(&fn)
 }
 
 // New returns a matcher over up and starts watching node health, so
