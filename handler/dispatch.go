@@ -80,12 +80,13 @@ func (h *Handler) clientError(ctx context.Context, method string, err error) *js
 		return e
 	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+	case errors.Is(err, context.DeadlineExceeded):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamTimeout, "Upstream node did not answer in time")
 	case errors.Is(err, context.Canceled):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Request canceled")
 	case errors.Is(err, suber.ErrUnavailable), errors.Is(err, suber.ErrConnectionLost),
-		errors.Is(err, suber.ErrNoSubscriptions), errors.Is(err, suber.ErrNoReadyNode):
+		errors.Is(err, suber.ErrNoSubscriptions), errors.Is(err, suber.ErrNoReadyNode),
+		errors.Is(err, suber.ErrClosed), errors.Is(err, matcher.ErrClosed):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Upstream node unavailable: "+err.Error())
 	}
 	if ce := h.log.Check(zap.WarnLevel, "upstream call failed"); ce != nil {

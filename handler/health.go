@@ -3,6 +3,7 @@ package handler
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/elara-gateway/elara/app"
 	"github.com/elara-gateway/elara/suber"
@@ -21,7 +22,11 @@ type healthReport struct {
 // is, so load balancers and uptime checks see what users would get.
 func serveHealth(w http.ResponseWriter, r *http.Request, c *app.Chain) error {
 	rep := healthReport{Chain: c.Name, Nodes: c.Upstream.Health()}
-	for _, h := range rep.Nodes {
+	for i, h := range rep.Nodes {
+		// Node addresses and errors describe the operator's network; they
+		// stay on the admin API.
+		rep.Nodes[i].URL = "node-" + strconv.Itoa(i+1)
+		rep.Nodes[i].LastError = ""
 		if h.Ready {
 			rep.Ready++
 			rep.Best = max(rep.Best, h.Best)

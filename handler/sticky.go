@@ -104,3 +104,16 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 	}
 	return reply(req, result, nil)
 }
+
+// stopBroadcasts stops the broadcasts a departed client left running:
+// nodes count them per connection, and the connections are shared.
+func (s *wsSession) stopBroadcasts(ops map[string]*suber.Node) {
+	if len(ops) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.rt.chain.RequestTimeout)
+	defer cancel()
+	for id, node := range ops {
+		_, _ = node.Call(ctx, "transaction_v1_stop", json.RawMessage("["+id+"]"))
+	}
+}

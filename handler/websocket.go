@@ -31,6 +31,9 @@ const (
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  16 << 10,
 	WriteBufferSize: 16 << 10,
+	// Write buffers are taken only while a message is written, so idle
+	// connections (most of them, with subscriptions) hold none.
+	WriteBufferPool: &sync.Pool{},
 	// dApps connect from any origin; authentication, where wanted, is done
 	// by the handlers in front of this one.
 	CheckOrigin: func(*http.Request) bool { return true },
@@ -59,7 +62,12 @@ type wsSession struct {
 	conn *websocket.Conn
 	log  *zap.Logger
 
-	send   chan []byte
+	// out is the send queue: it grows with what waits, up to SendQueue
+	// frames, so an idle connection holds no queue memory.
+	qmu    sync.Mutex
+	out    [][]byte
+	head   int
+	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -90,7 +98,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 		rt:     rt,
 		conn:   conn,
 		log:    h.log.With(zap.String("chain", rt.chain.Name), zap.String("remote", r.RemoteAddr)),
-		send:   make(chan []byte, h.SendQueue),
+		wake:   make(chan struct{}, 1),
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   make(map[string]*matcher.ClientSub),
@@ -121,14 +129,43 @@ func (s *wsSession) Send(frame []byte) bool {
 		return false
 	default:
 	}
-	select {
-	case s.send <- frame:
-		return true
-	default:
-		s.log.Warn("disconnecting slow websocket client", zap.Int("queued", len(s.send)))
+	s.qmu.Lock()
+	queued := len(s.out) - s.head
+	if queued >= s.h.SendQueue {
+		s.qmu.Unlock()
+		s.log.Warn("disconnecting slow websocket client", zap.Int("queued", queued))
 		s.closeWith(closeSlowConsumer, "slow consumer: too many messages waiting")
 		return false
 	}
+	s.out = append(s.out, frame)
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// next takes the oldest queued frame, or nil.
+func (s *wsSession) next() []byte {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.head == len(s.out) {
+		return nil
+	}
+	f := s.out[s.head]
+	s.out[s.head] = nil
+	s.head++
+	if s.head == len(s.out) {
+		// Drained: start over at the front, keeping a small backing array.
+		s.head = 0
+		if cap(s.out) > 64 {
+			s.out = nil
+		} else {
+			s.out = s.out[:0]
+		}
+	}
+	return f
 }
 
 func (s *wsSession) readLoop() {
@@ -144,6 +181,9 @@ func (s *wsSession) readLoop() {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				s.closeWith(websocket.CloseMessageTooBig, "message over the limit of "+strconv.FormatInt(s.h.MaxRequestSize, 10)+" bytes")
 			}
+			return
+		}
+		if s.ctx.Err() != nil {
 			return
 		}
 		_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
@@ -212,15 +252,24 @@ func (s *wsSession) writeLoop() {
 			return
 		}
 		select {
-		case frame := <-s.send:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.h.WriteTimeout)))
-			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-				s.closeWith(0, "")
-				return
+		case <-s.wake:
+			for frame := s.next(); frame != nil; frame = s.next() {
+				if s.ctx.Err() != nil {
+					break
+				}
+				_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.h.WriteTimeout)))
+				if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+					// A write that failed or timed out leaves the socket
+					// unusable: close it, or the hijacked connection stays.
+					s.closeWith(0, "")
+					_ = s.conn.Close()
+					return
+				}
 			}
 		case <-ticker.C:
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Duration(s.h.WriteTimeout))); err != nil {
 				s.closeWith(0, "")
+				_ = s.conn.Close()
 				return
 			}
 		case <-s.ctx.Done():
@@ -259,12 +308,13 @@ func (s *wsSession) end() {
 	s.calls.Wait()
 	s.mu.Lock()
 	s.closed = true
-	subs := s.subs
-	s.subs = nil
+	subs, ops := s.subs, s.operations
+	s.subs, s.operations = nil, nil
 	s.mu.Unlock()
 	for _, sub := range subs {
 		sub.Close()
 	}
+	s.stopBroadcasts(ops)
 	set := s.h.sessions
 	set.mu.Lock()
 	delete(set.all, s)

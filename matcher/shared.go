@@ -28,7 +28,11 @@ type sharedSub struct {
 	key    string
 	fam    Family
 	params json.RawMessage
-	events chan sharedEvent
+	// queue holds events for the worker; it grows only while the worker
+	// is behind, so an idle subscription costs next to nothing.
+	qmu    sync.Mutex
+	queue  []sharedEvent
+	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
 	opened chan struct{}
@@ -65,7 +69,7 @@ type sharedEvent struct {
 	result json.RawMessage
 }
 
-// sharedQueue bounds notifications waiting for the worker; it is drained
+// sharedQueue bounds events waiting for the worker; it is drained
 // without blocking on clients, so it only fills if a gap fill stalls.
 const sharedQueue = 8192
 
@@ -84,11 +88,27 @@ func (k sharedSink) Notify(method string, result json.RawMessage) {
 func (k sharedSink) Lost(error) { k.s.enqueue(sharedEvent{kind: evLost, gen: k.gen}) }
 
 func (s *sharedSub) enqueue(ev sharedEvent) {
-	select {
-	case s.events <- ev:
-	default:
+	s.qmu.Lock()
+	if len(s.queue) >= sharedQueue {
+		s.qmu.Unlock()
 		s.m.log.Warn("shared subscription queue full; notification dropped", zap.String("subscription", s.fam.Name))
+		return
 	}
+	s.queue = append(s.queue, ev)
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dequeue takes every waiting event.
+func (s *sharedSub) dequeue() []sharedEvent {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	evs := s.queue
+	s.queue = nil
+	return evs
 }
 
 // join adds cs to the shared subscription for its params, creating it if
@@ -109,7 +129,7 @@ func (m *Matcher) join(ctx context.Context, cs *ClientSub) error {
 	if s == nil {
 		s = &sharedSub{
 			m: m, key: key, fam: cs.family, params: params,
-			events:  make(chan sharedEvent, sharedQueue),
+			wake:    make(chan struct{}, 1),
 			stop:    make(chan struct{}),
 			done:    make(chan struct{}),
 			opened:  make(chan struct{}),
@@ -244,8 +264,10 @@ func (s *sharedSub) run() {
 	}
 	for {
 		select {
-		case ev := <-s.events:
-			s.handle(ev)
+		case <-s.wake:
+			for _, ev := range s.dequeue() {
+				s.handle(ev)
+			}
 		case <-s.stop:
 			s.release()
 			return

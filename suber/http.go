@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 // httpTransport calls a node that serves JSON-RPC over HTTP only.
 type httpTransport struct {
 	url       string
+	display   string
 	client    *http.Client
 	readLimit int64
 	// failing is set after a transport error and cleared by the next
@@ -24,7 +27,7 @@ type httpTransport struct {
 	failing atomic.Bool
 }
 
-func newHTTPTransport(url string, opts Options) *httpTransport {
+func newHTTPTransport(rawURL, display string, opts Options) *httpTransport {
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -32,7 +35,7 @@ func newHTTPTransport(url string, opts Options) *httpTransport {
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
-	return &httpTransport{url: url, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit}
+	return &httpTransport{url: rawURL, display: display, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit}
 }
 
 func (t *httpTransport) call(ctx context.Context, id uint64, method string, params json.RawMessage) (json.RawMessage, error) {
@@ -47,7 +50,13 @@ func (t *httpTransport) call(ctx context.Context, id uint64, method string, para
 		if ctx.Err() == nil {
 			t.failing.Store(true)
 		}
-		return nil, fmt.Errorf("http upstream: %w", err)
+		// net/http names the full URL, API keys in its path or query
+		// included: name the redacted one instead.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("http upstream %s: %w", t.display, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, t.readLimit))

@@ -80,7 +80,7 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 		}
 		n.triedLeft.Store(int32(opts.PoolSize))
 	case "http", "https":
-		n.http = newHTTPTransport(rawURL, opts)
+		n.http = newHTTPTransport(rawURL, redact(u), opts)
 		close(n.tried)
 	default:
 		cancel()
