@@ -3,6 +3,7 @@ package handler_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -74,5 +75,40 @@ func TestTransactionBroadcastStopReachesTheSameNode(t *testing.T) {
 	}
 	if a.Calls("transaction_v1_broadcast") == 0 || b.Calls("transaction_v1_broadcast") == 0 {
 		t.Fatal("broadcasts did not spread over both nodes, so stickiness was not exercised")
+	}
+}
+
+// Subscriptions the node ends itself free their place on the connection.
+func TestEndedSubscriptionsFreeTheirPlace(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc {\n\t\tmax_subscriptions 2\n\t}")
+	waitReady(t, gw, 1)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	for i := range 4 {
+		sub := c.Subscribe("chainHead_v1_follow", []bool{false})
+		c.Next(5 * time.Second) // initialized
+		if node.StopChainHeadFollows() != 1 {
+			t.Fatalf("round %d: node had no follow subscription to stop", i)
+		}
+		for {
+			r := c.Next(5 * time.Second)
+			if bytes.Equal(r.Params.Subscription, sub) && bytes.Contains(r.Params.Result, []byte(`"stop"`)) {
+				break
+			}
+		}
+	}
+	// The extrinsic watch ends after its final status too.
+	for i := range 3 {
+		c.Subscribe("author_submitAndWatchExtrinsic", []string{fmt.Sprintf("0x0%d", i+1)})
+		node.Chain().NewBlockFinalized()
+		for {
+			r := c.Next(5 * time.Second)
+			if bytes.Contains(r.Params.Result, []byte(`"finalized"`)) {
+				break
+			}
+		}
+	}
+	if r := c.Call("chain_subscribeNewHeads", nil); r.Error != nil {
+		t.Fatalf("limit still counts ended subscriptions: %s", r.Raw)
 	}
 }

@@ -146,6 +146,16 @@ func (s *wsSession) Send(frame []byte) bool {
 	return true
 }
 
+// Ended implements matcher.Client: a subscription that ended on the
+// node's side frees its place.
+func (s *wsSession) Ended(cs *matcher.ClientSub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subs[string(cs.ID())] == cs {
+		delete(s.subs, string(cs.ID()))
+	}
+}
+
 // next takes the oldest queued frame, or nil.
 func (s *wsSession) next() []byte {
 	s.qmu.Lock()
@@ -355,6 +365,12 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 	}
 	s.subs[string(sub.ID())] = sub
 	s.mu.Unlock()
+	// One that ended before it was recorded (its final event came with
+	// the reply) holds no place. Checked after unlocking: the
+	// subscription's lock is never taken under the session's.
+	if sub.Done() {
+		s.Ended(sub)
+	}
 	a := reply(req, sub.ID(), nil)
 	a.after = sub.Activate
 	return a

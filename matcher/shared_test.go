@@ -157,3 +157,5 @@ func TestNotificationsWaitForActivate(t *testing.T) {
 		t.Fatalf("second unsubscribe: %s", res)
 	}
 }
+
+func (r *recorder) Ended(*ClientSub) {}

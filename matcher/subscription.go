@@ -30,6 +30,10 @@ type Client interface {
 	// false when the frame cannot be queued (the client is gone or cannot
 	// keep up); the client connection deals with that itself.
 	Send(frame []byte) bool
+	// Ended tells the client that one of its subscriptions ended without
+	// an unsubscribe (its node was lost, or it sent its final event), so
+	// it no longer counts against the client's limit.
+	Ended(cs *ClientSub)
 }
 
 // Options tune a Matcher.
@@ -191,7 +195,11 @@ func (m *Matcher) Subscribe(ctx context.Context, client Client, method string, p
 		return nil, err
 	}
 	cs.mu.Lock()
-	cs.up = up
+	// If the connection died meanwhile, a resumed subscription may already
+	// be in place: keep it.
+	if cs.up == nil {
+		cs.up = up
+	}
 	cs.mu.Unlock()
 	return cs, nil
 }
@@ -241,6 +249,72 @@ func (s *ClientSub) deliver(frame []byte) {
 // Notify implements suber.Sink for subscriptions of their own.
 func (s *ClientSub) Notify(method string, result json.RawMessage) {
 	s.deliver(jsonrpc.AppendNotification(nil, method, s.id, result))
+	if isFinalEvent(s.family.Name, result) {
+		// The node ends the subscription itself after this event.
+		s.end()
+	}
+}
+
+// end marks a subscription over on the node's side and frees the client's
+// slot and the upstream registration.
+func (s *ClientSub) end() {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	up := s.up
+	s.mu.Unlock()
+	s.client.Ended(s)
+	if up != nil {
+		s.m.background(func() { s.m.unsubscribe(up) })
+	}
+}
+
+// isFinalEvent reports whether a notification is the last one its
+// subscription gets, per the method's spec.
+func isFinalEvent(family string, result json.RawMessage) bool {
+	switch family {
+	case "extrinsic":
+		// A status is a string ("dropped") or an object ({"finalized": h}).
+		var status string
+		if json.Unmarshal(result, &status) == nil {
+			return status == "dropped" || status == "invalid"
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(result, &obj) != nil {
+			return false
+		}
+		for _, k := range []string{"finalized", "usurped", "finalityTimeout"} {
+			if _, ok := obj[k]; ok {
+				return true
+			}
+		}
+	case "chainHead", "chainHeadUnstable":
+		return eventName(result) == "stop"
+	case "transactionWatch":
+		switch eventName(result) {
+		case "finalized", "error", "invalid", "dropped":
+			return true
+		}
+	}
+	return false
+}
+
+func eventName(result json.RawMessage) string {
+	var ev struct {
+		Event string `json:"event"`
+	}
+	_ = json.Unmarshal(result, &ev)
+	return ev.Event
+}
+
+// Done reports whether the subscription has ended, whatever the reason.
+func (s *ClientSub) Done() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // Lost implements suber.Sink: the node's connection closed under the
@@ -252,8 +326,12 @@ func (s *ClientSub) Lost(err error) {
 			s.deliver(jsonrpc.AppendNotification(nil, s.notificationMethod(), s.id, s.family.LostEvent))
 		}
 		s.mu.Lock()
+		already := s.ended
 		s.ended = true
 		s.mu.Unlock()
+		if !already {
+			s.client.Ended(s)
+		}
 		return
 	}
 	s.m.background(func() { s.resume(err) })
