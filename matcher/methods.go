@@ -22,8 +22,14 @@ type Family struct {
 	// LostEvent, for subscriptions that cannot resume, is the notification
 	// result that tells the client it ended (nil: the client is not told).
 	LostEvent []byte
+	// Notification is the method of the family's notifications (set where
+	// LostEvent is): a LostEvent is sent with it, as the node would.
+	Notification string
 }
 
+// entry pairs a subscribe method with the method that ends it; an entry
+// without subscribe only names another method that ends the family's
+// subscriptions (a client-side alias).
 type entry struct {
 	subscribe, unsubscribe, family string
 }
@@ -44,8 +50,17 @@ var known = []entry{
 	{"beefy_subscribeJustifications", "beefy_unsubscribeJustifications", "beefyJustifications"},
 	{"author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "extrinsic"},
 	{"transactionWatch_v1_submitAndWatch", "transactionWatch_v1_unwatch", "transactionWatch"},
+	{"transactionWatch_unstable_submitAndWatch", "transactionWatch_unstable_unwatch", "transactionWatchUnstable"},
 	{"chainHead_v1_follow", "chainHead_v1_unfollow", "chainHead"},
 	{"chainHead_unstable_follow", "chainHead_unstable_unfollow", "chainHeadUnstable"},
+	// The archive methods that answer with notifications. polkadot-sdk
+	// names the stop of storageDiff <method>_stopStorageDiff; the spec
+	// names it archive_*_stopStorageDiff, accepted from clients as well.
+	{"archive_v1_storage", "archive_v1_stopStorage", "archiveStorage"},
+	{"archive_v1_storageDiff", "archive_v1_storageDiff_stopStorageDiff", "archiveStorageDiff"},
+	{"", "archive_v1_stopStorageDiff", "archiveStorageDiff"},
+	{"archive_unstable_storageDiff", "archive_unstable_storageDiff_stopStorageDiff", "archiveStorageDiffUnstable"},
+	{"", "archive_unstable_stopStorageDiff", "archiveStorageDiffUnstable"},
 	{"eth_subscribe", "eth_unsubscribe", "eth"},
 }
 
@@ -61,17 +76,33 @@ var (
 		"grandpaJustifications": {Resumable: true, Shared: true, Subscribe: "grandpa_subscribeJustifications", Unsubscribe: "grandpa_unsubscribeJustifications"},
 		"beefyJustifications":   {Resumable: true},
 		"eth":                   {Resumable: true},
-		// The events the specs define for a watch that cannot continue.
-		"extrinsic":         {LostEvent: []byte(`"dropped"`)},
-		"transactionWatch":  {LostEvent: []byte(`{"event":"dropped","error":"upstream node lost"}`)},
-		"chainHead":         {LostEvent: []byte(`{"event":"stop"}`)},
-		"chainHeadUnstable": {LostEvent: []byte(`{"event":"stop"}`)},
+		// The events the specs define for a watch or an operation that
+		// cannot continue. None of these resumes on another node: a
+		// transaction watch or chainHead follow is bound to its node, and
+		// an archive operation started again would repeat its events.
+		"extrinsic": {LostEvent: []byte(`"dropped"`), Notification: "author_extrinsicUpdate"},
+		"transactionWatch": {LostEvent: []byte(`{"event":"dropped","error":"upstream node lost"}`),
+			Notification: "transactionWatch_v1_watchEvent"},
+		// The unstable dropped event says whether the transaction was
+		// broadcast; it may have been, so it may still be included.
+		"transactionWatchUnstable": {LostEvent: []byte(`{"event":"dropped","broadcasted":true,"error":"upstream node lost"}`),
+			Notification: "transactionWatch_unstable_watchEvent"},
+		"chainHead":         {LostEvent: []byte(`{"event":"stop"}`), Notification: "chainHead_v1_followEvent"},
+		"chainHeadUnstable": {LostEvent: []byte(`{"event":"stop"}`), Notification: "chainHead_unstable_followEvent"},
+		"archiveStorage": {LostEvent: []byte(`{"event":"storageError","error":"upstream node lost"}`),
+			Notification: "archive_v1_storageEvent"},
+		"archiveStorageDiff": {LostEvent: []byte(`{"event":"storageDiffError","error":"upstream node lost"}`),
+			Notification: "archive_v1_storageDiffEvent"},
+		"archiveStorageDiffUnstable": {LostEvent: []byte(`{"event":"storageDiffError","error":"upstream node lost"}`),
+			Notification: "archive_unstable_storageDiffEvent"},
 	}
 )
 
 func init() {
 	for _, e := range known {
-		bySubscribe[e.subscribe] = e
+		if e.subscribe != "" {
+			bySubscribe[e.subscribe] = e
+		}
 		byUnsubscribe[e.unsubscribe] = e
 	}
 }

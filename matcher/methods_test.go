@@ -17,6 +17,11 @@ func TestLookupSubscribe(t *testing.T) {
 		{"author_submitAndWatchExtrinsic", "extrinsic", "author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", false, false},
 		{"chainHead_v1_follow", "chainHead", "chainHead_v1_follow", "chainHead_v1_unfollow", false, false},
 		{"eth_subscribe", "eth", "eth_subscribe", "eth_unsubscribe", false, true},
+		{"chainHead_unstable_follow", "chainHeadUnstable", "chainHead_unstable_follow", "chainHead_unstable_unfollow", false, false},
+		{"transactionWatch_unstable_submitAndWatch", "transactionWatchUnstable", "transactionWatch_unstable_submitAndWatch", "transactionWatch_unstable_unwatch", false, false},
+		{"archive_v1_storage", "archiveStorage", "archive_v1_storage", "archive_v1_stopStorage", false, false},
+		{"archive_v1_storageDiff", "archiveStorageDiff", "archive_v1_storageDiff", "archive_v1_storageDiff_stopStorageDiff", false, false},
+		{"archive_unstable_storageDiff", "archiveStorageDiffUnstable", "archive_unstable_storageDiff", "archive_unstable_storageDiff_stopStorageDiff", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method, func(t *testing.T) {
@@ -29,8 +34,111 @@ func TestLookupSubscribe(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := LookupSubscribe("chain_getHeader"); ok {
-		t.Fatal("a plain call is not a subscription")
+	for _, m := range []string{"chain_getHeader", "archive_v1_body", "archive_v1_call", "transaction_v1_broadcast", ""} {
+		if _, ok := LookupSubscribe(m); ok {
+			t.Errorf("%q: a plain call is not a subscription", m)
+		}
+	}
+}
+
+// Subscriptions that end with their node tell the client so with the event
+// their spec defines, sent as the node's notification method would be.
+func TestLostEvents(t *testing.T) {
+	cases := []struct {
+		method, notification, event string
+	}{
+		{"author_submitAndWatchExtrinsic", "author_extrinsicUpdate", ""},
+		{"transactionWatch_v1_submitAndWatch", "transactionWatch_v1_watchEvent", "dropped"},
+		{"transactionWatch_unstable_submitAndWatch", "transactionWatch_unstable_watchEvent", "dropped"},
+		{"chainHead_v1_follow", "chainHead_v1_followEvent", "stop"},
+		{"chainHead_unstable_follow", "chainHead_unstable_followEvent", "stop"},
+		{"archive_v1_storage", "archive_v1_storageEvent", "storageError"},
+		{"archive_v1_storageDiff", "archive_v1_storageDiffEvent", "storageDiffError"},
+		{"archive_unstable_storageDiff", "archive_unstable_storageDiffEvent", "storageDiffError"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method, func(t *testing.T) {
+			f, ok := LookupSubscribe(tc.method)
+			if !ok {
+				t.Fatal("not a subscription")
+			}
+			if f.Resumable || f.Shared {
+				t.Errorf("resumable %v, shared %v", f.Resumable, f.Shared)
+			}
+			if f.Notification != tc.notification {
+				t.Errorf("notification %q, want %q", f.Notification, tc.notification)
+			}
+			if tc.event == "" {
+				if string(f.LostEvent) != `"dropped"` {
+					t.Errorf("LostEvent %s", f.LostEvent)
+				}
+				return
+			}
+			var ev struct {
+				Event       string `json:"event"`
+				Error       string `json:"error"`
+				Broadcasted *bool  `json:"broadcasted"`
+			}
+			if err := json.Unmarshal(f.LostEvent, &ev); err != nil || ev.Event != tc.event {
+				t.Fatalf("LostEvent %s (%v), want event %q", f.LostEvent, err, tc.event)
+			}
+			if tc.event != "stop" && ev.Error == "" {
+				t.Errorf("LostEvent %s has no error", f.LostEvent)
+			}
+			// Only the unstable watch's dropped event has broadcasted, and
+			// the transaction may have been: true.
+			unstableWatch := tc.method == "transactionWatch_unstable_submitAndWatch"
+			if (ev.Broadcasted != nil) != unstableWatch || (unstableWatch && !*ev.Broadcasted) {
+				t.Errorf("LostEvent %s: broadcasted", f.LostEvent)
+			}
+		})
+	}
+	// Every family with a LostEvent names its notification method.
+	for name, f := range families {
+		if (f.LostEvent != nil) != (f.Notification != "") {
+			t.Errorf("family %s: LostEvent %s, Notification %q", name, f.LostEvent, f.Notification)
+		}
+		if f.LostEvent != nil && !json.Valid(f.LostEvent) {
+			t.Errorf("family %s: LostEvent %s is not JSON", name, f.LostEvent)
+		}
+	}
+}
+
+// Every unsubscribe method, aliases included, closes a family that a
+// subscribe method opens, and the one sent upstream is among them.
+func TestUnsubscribeMethods(t *testing.T) {
+	cases := map[string]string{
+		"transactionWatch_unstable_unwatch":            "transactionWatchUnstable",
+		"archive_v1_stopStorage":                       "archiveStorage",
+		"archive_v1_storageDiff_stopStorageDiff":       "archiveStorageDiff",
+		"archive_v1_stopStorageDiff":                   "archiveStorageDiff",
+		"archive_unstable_storageDiff_stopStorageDiff": "archiveStorageDiffUnstable",
+		"archive_unstable_stopStorageDiff":             "archiveStorageDiffUnstable",
+		"chainHead_unstable_unfollow":                  "chainHeadUnstable",
+	}
+	for m, want := range cases {
+		if f, ok := LookupUnsubscribe(m); !ok || f != want {
+			t.Errorf("LookupUnsubscribe(%s) = %q %v, want %q", m, f, ok, want)
+		}
+		if !IsSubscriptionMethod(m) {
+			t.Errorf("IsSubscriptionMethod(%s) = false", m)
+		}
+	}
+	opened := map[string]bool{}
+	for m := range bySubscribe {
+		f, _ := LookupSubscribe(m)
+		opened[f.Name] = true
+		if fam, ok := LookupUnsubscribe(f.Unsubscribe); !ok || fam != f.Name {
+			t.Errorf("%s: upstream unsubscribe %s closes %q", m, f.Unsubscribe, fam)
+		}
+	}
+	for m, e := range byUnsubscribe {
+		if !opened[e.family] {
+			t.Errorf("%s closes family %q that nothing opens", m, e.family)
+		}
+	}
+	if _, ok := bySubscribe[""]; ok {
+		t.Error("an unsubscribe-only alias was registered as a subscribe method")
 	}
 }
 
@@ -44,13 +152,19 @@ func TestUnsubscribeAliasesShareAFamily(t *testing.T) {
 
 func TestIsSubscriptionMethod(t *testing.T) {
 	cases := map[string]bool{
-		"chain_subscribeNewHeads":  true,
-		"state_unsubscribeStorage": true,
-		"myPallet_subscribeEvents": true, // chain-specific, by Substrate's naming
-		"myPallet_unsubscribeX":    true,
-		"chain_getHeader":          false,
-		"subscription":             false,
-		"rpc_methods":              false,
+		"chain_subscribeNewHeads":                  true,
+		"state_unsubscribeStorage":                 true,
+		"myPallet_subscribeEvents":                 true, // chain-specific, by Substrate's naming
+		"myPallet_unsubscribeX":                    true,
+		"chain_getHeader":                          false,
+		"archive_v1_storage":                       true, // new-spec names, no subscribe in them
+		"archive_v1_storageDiff":                   true,
+		"archive_unstable_storageDiff":             true,
+		"transactionWatch_unstable_submitAndWatch": true,
+		"archive_v1_body":                          false,
+		"archive_v1_hashByHeight":                  false,
+		"subscription":                             false,
+		"rpc_methods":                              false,
 	}
 	for m, want := range cases {
 		if got := IsSubscriptionMethod(m); got != want {

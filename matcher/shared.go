@@ -51,6 +51,7 @@ type sharedSub struct {
 	haveNum  bool
 	storage  map[string]json.RawMessage
 	stBlock  json.RawMessage
+	openedAt time.Time
 	stopOnce sync.Once
 }
 
@@ -288,7 +289,7 @@ func (s *sharedSub) open(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	old := s.up
-	s.up, s.gen = up, gen
+	s.up, s.gen, s.openedAt = up, gen, time.Now()
 	s.mu.Unlock()
 	if old != nil {
 		s.m.background(func() { s.m.unsubscribe(old) })
@@ -319,7 +320,17 @@ func (s *sharedSub) handle(ev sharedEvent) {
 		if current {
 			s.mu.Lock()
 			s.up = nil
+			recent := time.Since(s.openedAt) < time.Second
 			s.mu.Unlock()
+			if recent {
+				// Lost right after opening (a node ending it on purpose, or
+				// one that keeps failing): pause before trying again.
+				select {
+				case <-s.stop:
+					return
+				case <-time.After(time.Second):
+				}
+			}
 			s.resume("connection lost")
 		}
 	case evCheck:

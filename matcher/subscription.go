@@ -338,6 +338,9 @@ func (s *ClientSub) Lost(err error) {
 }
 
 func (s *ClientSub) notificationMethod() string {
+	if s.family.Notification != "" {
+		return s.family.Notification
+	}
 	switch s.family.Name {
 	case "extrinsic":
 		return "author_extrinsicUpdate"
@@ -355,6 +358,12 @@ func (s *ClientSub) notificationMethod() string {
 // the matcher closes, backing off between attempts.
 func (s *ClientSub) resume(cause error) {
 	backoff := 100 * time.Millisecond
+	if errors.Is(cause, suber.ErrSubscriptionFailed) {
+		// The node ended it on purpose: do not hammer it with retries.
+		if !sleepOrChange(s.m.ctx, nil, time.Second) {
+			return
+		}
+	}
 	for {
 		s.mu.Lock()
 		ended := s.ended

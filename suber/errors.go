@@ -10,6 +10,9 @@ var (
 	ErrConnectionLost = errors.New("upstream connection lost")
 	// ErrClosed means the node or group was shut down.
 	ErrClosed = errors.New("upstream closed")
+	// ErrSubscriptionFailed means the node ended a subscription with an
+	// error notification; the error wraps the node's error as well.
+	ErrSubscriptionFailed = errors.New("upstream node ended the subscription with an error")
 	// ErrNoSubscriptions means the node's transport has no notifications.
 	ErrNoSubscriptions = errors.New("upstream node has no WebSocket transport for subscriptions")
 )

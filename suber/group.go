@@ -83,9 +83,10 @@ func (g *Group) Health() []Health {
 	return hs
 }
 
-// judge fills Ready and NotReadyBecause by comparing the nodes.
+// judge fills Ready and NotReadyBecause by comparing the nodes. The head
+// timeout is applied first, so the lag is measured against nodes that pass
+// it: a node stalled ahead of the others must not make them all "behind".
 func (g *Group) judge(hs []Health) {
-	var maxBest uint64
 	var newest time.Time
 	candidate := make([]bool, len(hs))
 	for i, h := range hs {
@@ -100,24 +101,32 @@ func (g *Group) judge(hs []Health) {
 			hs[i].NotReadyBecause = "no peers"
 		default:
 			candidate[i] = true
-			maxBest = max(maxBest, h.Best)
 			if h.LastHeadAt.After(newest) {
 				newest = h.LastHeadAt
 			}
 		}
 	}
+	var maxBest uint64
 	for i, h := range hs {
 		if !candidate[i] {
 			continue
 		}
-		switch {
-		case h.Best+g.rules.MaxLag < maxBest:
-			hs[i].NotReadyBecause = fmt.Sprintf("best head %d is more than %d blocks behind %d", h.Best, g.rules.MaxLag, maxBest)
-		case g.rules.HeadTimeout > 0 && newest.Sub(h.LastHeadAt) > g.rules.HeadTimeout:
+		if g.rules.HeadTimeout > 0 && newest.Sub(h.LastHeadAt) > g.rules.HeadTimeout {
 			hs[i].NotReadyBecause = fmt.Sprintf("no new head for %s while others see them", newest.Sub(h.LastHeadAt).Round(time.Second))
-		default:
-			hs[i].Ready = true
+			candidate[i] = false
+			continue
 		}
+		maxBest = max(maxBest, h.Best)
+	}
+	for i, h := range hs {
+		if !candidate[i] {
+			continue
+		}
+		if h.Best+g.rules.MaxLag < maxBest {
+			hs[i].NotReadyBecause = fmt.Sprintf("best head %d is more than %d blocks behind %d", h.Best, g.rules.MaxLag, maxBest)
+			continue
+		}
+		hs[i].Ready = true
 	}
 }
 

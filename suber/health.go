@@ -125,8 +125,10 @@ func (n *Node) monitor(ctx context.Context) {
 		if n.Connected() || n.http != nil {
 			if n.http == nil {
 				heads.ensure(ctx)
+				n.check(ctx, heads)
+			} else {
+				n.check(ctx, nil)
 			}
-			n.check(ctx)
 		}
 		select {
 		case <-ticker.C:
@@ -143,7 +145,11 @@ type systemHealth struct {
 	ShouldHavePeers bool `json:"shouldHavePeers"`
 }
 
-func (n *Node) check(ctx context.Context) {
+// check polls system_health, and the heads where no subscription reports
+// them: always for HTTP nodes; for WebSocket nodes (heads set) when the
+// head subscription has been silent for a health interval, so a
+// subscription that stopped delivering cannot freeze the node's best head.
+func (n *Node) check(ctx context.Context, heads *headWatch) {
 	// A busy node may take longer than the interval to answer; that
 	// alone does not make it unhealthy.
 	ctx, cancel := context.WithTimeout(ctx, max(n.opts.HealthInterval, healthTimeout))
@@ -168,9 +174,13 @@ func (n *Node) check(ctx context.Context) {
 		return
 	}
 	var best, finalized uint64
-	var headsOK bool
+	var headsOK, bestOK bool
 	if n.http != nil {
 		best, finalized, headsOK = n.pollHeads(ctx)
+	} else if heads != nil && heads.silentFor(n.now()) > n.opts.HealthInterval {
+		if best, bestOK = n.pollBest(ctx); bestOK {
+			heads.polled(ctx, best, n.now())
+		}
 	}
 	n.updateHealth(func(h *healthState) {
 		was := *h
@@ -181,8 +191,10 @@ func (n *Node) check(ctx context.Context) {
 		} else {
 			h.latency = (h.latency*7 + took) / 8
 		}
-		if headsOK {
+		if headsOK || bestOK {
 			n.advanceLocked(h, best, false)
+		}
+		if headsOK {
 			n.advanceLocked(h, finalized, true)
 		}
 		if !was.checked || was.syncing != h.syncing {
@@ -205,12 +217,16 @@ func (n *Node) advanceLocked(h *healthState, number uint64, finalized bool) {
 	}
 }
 
-func (n *Node) pollHeads(ctx context.Context) (best, finalized uint64, ok bool) {
+func (n *Node) pollBest(ctx context.Context) (uint64, bool) {
 	raw, err := n.Call(ctx, "chain_getHeader", nil)
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
-	best, ok = HeaderNumber(raw)
+	return HeaderNumber(raw)
+}
+
+func (n *Node) pollHeads(ctx context.Context) (best, finalized uint64, ok bool) {
+	best, ok = n.pollBest(ctx)
 	if !ok {
 		return 0, 0, false
 	}
@@ -218,7 +234,7 @@ func (n *Node) pollHeads(ctx context.Context) (best, finalized uint64, ok bool) 
 	if err != nil {
 		return 0, 0, false
 	}
-	raw, err = n.Call(ctx, "chain_getHeader", append(append([]byte{'['}, hash...), ']'))
+	raw, err := n.Call(ctx, "chain_getHeader", append(append([]byte{'['}, hash...), ']'))
 	if err != nil {
 		return 0, 0, false
 	}
@@ -244,11 +260,22 @@ func HeaderNumber(header json.RawMessage) (uint64, bool) {
 }
 
 // headWatch holds the monitor's own head subscriptions on one node.
+//
+// A subscription is replaced when it is done (its connection closed, or the
+// node ended it), whenever that is noticed: ensure checks every round, so
+// one that died before it was even stored is replaced all the same. One
+// that stays open but stops delivering is caught by the health check's
+// chain_getHeader poll (see polled).
 type headWatch struct {
 	node *Node
 	mu   sync.Mutex
 	best *Subscription
 	fin  *Subscription
+	// bestSince is when the best-head subscription was opened or last
+	// delivered a head; bestNum is the last head it delivered (if seen).
+	bestSince time.Time
+	bestNum   uint64
+	bestSeen  bool
 }
 
 type headSink struct {
@@ -258,25 +285,68 @@ type headSink struct {
 }
 
 func (s headSink) Notify(_ string, result json.RawMessage) {
-	if number, ok := HeaderNumber(result); ok {
-		s.node.updateHealth(func(h *healthState) { s.node.advanceLocked(h, number, s.finalized) })
+	number, ok := HeaderNumber(result)
+	if !ok {
+		return
 	}
+	if !s.finalized {
+		s.w.mu.Lock()
+		s.w.bestSince, s.w.bestNum, s.w.bestSeen = s.node.now(), number, true
+		s.w.mu.Unlock()
+	}
+	s.node.updateHealth(func(h *healthState) { s.node.advanceLocked(h, number, s.finalized) })
 }
 
+// Lost asks for a new round: ensure sees the subscription is done and
+// replaces it. The watch itself is left alone, as Lost may run before the
+// subscription was stored.
 func (s headSink) Lost(error) {
-	s.w.mu.Lock()
-	if s.finalized {
-		s.w.fin = nil
-	} else {
-		s.w.best = nil
-	}
-	s.w.mu.Unlock()
 	s.node.kick()
+}
+
+// silentFor is how long the best-head subscription has delivered nothing
+// (since it was opened, if it never did).
+func (w *headWatch) silentFor(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return now.Sub(w.bestSince)
+}
+
+// polled hears of the best head number read with chain_getHeader. A
+// subscription silent for over two health intervals that missed a head the
+// node reports is broken, though open: it is ended and a new one opened.
+// On a chain that makes no blocks the poll shows nothing new and the
+// subscription stays.
+func (w *headWatch) polled(ctx context.Context, number uint64, now time.Time) {
+	w.mu.Lock()
+	sub := w.best
+	stale := sub != nil && now.Sub(w.bestSince) > 2*w.node.opts.HealthInterval && (!w.bestSeen || number > w.bestNum)
+	if stale {
+		w.best = nil
+	}
+	w.mu.Unlock()
+	if !stale {
+		return
+	}
+	w.node.log.Warn("head subscription silent while the node has new heads; subscribing again", zap.Uint64("best", number))
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	_, _ = sub.Unsubscribe(ctx)
+	cancel()
+	w.node.kick()
 }
 
 func (w *headWatch) ensure(ctx context.Context) {
 	w.mu.Lock()
-	needBest, needFin := w.best == nil, w.fin == nil
+	needBest := w.best == nil || w.best.Done()
+	needFin := w.fin == nil || w.fin.Done()
+	if needBest {
+		// Cleared before subscribing: the first head may arrive before
+		// Subscribe returns.
+		w.best, w.bestSeen = nil, false
+	}
+	if needFin {
+		w.fin = nil
+	}
 	w.mu.Unlock()
 	open := func(method, unsub string, finalized bool) *Subscription {
 		ctx, cancel := context.WithTimeout(ctx, w.node.opts.HealthInterval)
@@ -287,17 +357,31 @@ func (w *headWatch) ensure(ctx context.Context) {
 		}
 		return sub
 	}
+	var opened []*Subscription
 	if needBest {
 		sub := open("chain_subscribeNewHeads", "chain_unsubscribeNewHeads", false)
 		w.mu.Lock()
 		w.best = sub
+		if sub != nil && !w.bestSeen {
+			// Silent from now on; while none can be opened, the silence
+			// goes on and the health check polls the heads.
+			w.bestSince = w.node.now()
+		}
 		w.mu.Unlock()
+		opened = append(opened, sub)
 	}
 	if needFin {
 		sub := open("chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads", true)
 		w.mu.Lock()
 		w.fin = sub
 		w.mu.Unlock()
+		opened = append(opened, sub)
+	}
+	for _, sub := range opened {
+		// Lost before it was stored: its kick may already be spent.
+		if sub != nil && sub.Done() {
+			w.node.kick()
+		}
 	}
 }
 

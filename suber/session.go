@@ -3,6 +3,7 @@ package suber
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,9 @@ type earlyNotes struct {
 type note struct {
 	method string
 	result json.RawMessage
+	// failure is the node's error when the notification ended the
+	// subscription instead of carrying a result.
+	failure json.RawMessage
 }
 
 func newSession(n *Node, ws *websocket.Conn) *session {
@@ -126,8 +130,9 @@ func (s *session) writeLoop(ctx context.Context) {
 }
 
 func (s *session) dispatch(data []byte) {
-	var m jsonrpc.Message
-	if err := json.Unmarshal(data, &m); err != nil {
+	// data is a fresh buffer per message, so the parsed message may alias it.
+	m, err := jsonrpc.ParseMessage(data)
+	if err != nil {
 		if ce := s.node.log.Check(zap.DebugLevel, "ignoring undecodable upstream message"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
@@ -160,10 +165,21 @@ func (s *session) dispatch(data []byte) {
 			return
 		}
 		p.sub.bind(s, m.Result)
-		s.subs[key] = p.sub
 		if e := s.early[key]; e != nil {
 			early = e.notes
 			delete(s.early, key)
+		}
+		// A subscription the node already ended with an error is never
+		// registered: what preceded the error is delivered, then Lost.
+		ended := false
+		for i, n := range early {
+			if n.failure != nil {
+				early, ended = early[:i+1], true
+				break
+			}
+		}
+		if !ended {
+			s.subs[key] = p.sub
 		}
 	}
 	s.mu.Unlock()
@@ -171,13 +187,24 @@ func (s *session) dispatch(data []byte) {
 		return
 	}
 	for _, n := range early {
+		if n.failure != nil {
+			p.sub.lost(subscriptionError(n.failure))
+			break
+		}
 		p.sub.sink.Notify(n.method, n.result)
 	}
 	p.reply <- &m
 }
 
+// notify delivers a notification to its subscription. One that carries
+// params.error instead of params.result is the node ending the
+// subscription: it is forgotten and its sink told it was lost.
 func (s *session) notify(m *jsonrpc.Message) {
 	key := string(m.Params.Subscription)
+	n := note{method: m.Method, result: m.Params.Result, failure: notificationFailure(m)}
+	if n.result == nil {
+		n.result = json.RawMessage("null")
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -185,12 +212,44 @@ func (s *session) notify(m *jsonrpc.Message) {
 	}
 	sub := s.subs[key]
 	if sub == nil {
-		s.keepEarly(key, note{method: m.Method, result: m.NotificationResult()})
+		s.keepEarly(key, n)
 		s.mu.Unlock()
 		return
 	}
+	if n.failure != nil {
+		delete(s.subs, key)
+	}
 	s.mu.Unlock()
-	sub.sink.Notify(m.Method, m.NotificationResult())
+	if n.failure != nil {
+		sub.lost(subscriptionError(n.failure))
+		return
+	}
+	sub.sink.Notify(n.method, n.result)
+}
+
+// notificationFailure is the error a notification carries in place of a
+// result (params.error), or nil.
+func notificationFailure(m *jsonrpc.Message) json.RawMessage {
+	e := m.Params.Error
+	if len(e) == 0 || string(e) == "null" {
+		return nil
+	}
+	return e
+}
+
+// subscriptionError describes the error a node ended a subscription with:
+// a JSON-RPC error object (also reachable with errors.As), a string, or
+// any other JSON value.
+func subscriptionError(raw json.RawMessage) error {
+	var e jsonrpc.Error
+	if json.Unmarshal(raw, &e) == nil && (e.Code != 0 || e.Message != "") {
+		return fmt.Errorf("%w: %w", ErrSubscriptionFailed, &e)
+	}
+	var msg string
+	if json.Unmarshal(raw, &msg) == nil {
+		return fmt.Errorf("%w: %s", ErrSubscriptionFailed, msg)
+	}
+	return fmt.Errorf("%w: %s", ErrSubscriptionFailed, truncate(raw))
 }
 
 // keepEarly holds a notification for a subscription id not yet known.

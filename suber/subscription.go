@@ -11,8 +11,9 @@ import (
 type Sink interface {
 	// Notify delivers one notification, in the order the node sent them.
 	Notify(method string, result json.RawMessage)
-	// Lost reports that the subscription ended without an unsubscribe,
-	// because its connection closed. No Notify follows.
+	// Lost reports that the subscription ended without an unsubscribe:
+	// its connection closed, or the node ended it with an error
+	// notification (err is then ErrSubscriptionFailed). No Notify follows.
 	Lost(err error)
 }
 
@@ -40,6 +41,15 @@ func (s *Subscription) ID() json.RawMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.id
+}
+
+// Done reports whether the subscription can deliver nothing more: it was
+// unsubscribed, its connection closed or the node ended it.
+func (s *Subscription) Done() bool {
+	s.mu.Lock()
+	done, sess := s.done, s.sess
+	s.mu.Unlock()
+	return done || (sess != nil && sess.isClosed())
 }
 
 // Node is the node holding the subscription.

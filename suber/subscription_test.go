@@ -412,3 +412,87 @@ func TestEarlyNotificationsSurviveUnknownIDs(t *testing.T) {
 			"up to 30s. Evict the oldest entry instead (and drop entries for ids the session itself unsubscribed).")
 	}
 }
+
+// A node may end a subscription with an error notification (params.error
+// instead of params.result): the sink is told it was lost, with the node's
+// error, and never gets the error object as a notification.
+func TestSubscriptionEndedByErrorNotification(t *testing.T) {
+	fake := fakenode.Start(t)
+	chain := fake.Chain()
+	n := startNode(t, fake.URL(), fastOptions(1))
+	sink := newSink(t)
+	sub := subscribe(t, n, sink)
+	waitNotes(t, sink, 1)
+	fake.SendRaw(fmt.Appendf(nil, `{"jsonrpc":"2.0","method":%q,"params":{"subscription":%s,"error":{"code":-32000,"message":"pruned away"}}}`, headNote, sub.ID()))
+	waitFor(t, 3*time.Second, "the subscription to be lost", func() bool { return len(sink.LostErrs()) > 0 })
+	if err := sink.LostErrs()[0]; err == nil || !strings.Contains(err.Error(), "pruned away") {
+		t.Errorf("Lost(%v), want the node's error", err)
+	}
+	if !errors.Is(sink.LostErrs()[0], suber.ErrSubscriptionFailed) {
+		t.Errorf("Lost(%v) is not ErrSubscriptionFailed", sink.LostErrs()[0])
+	}
+	chain.NewBlock()
+	call(t, n, "system_chain", "") // anything the node sent is read by now
+	for _, nr := range sink.Notes() {
+		if strings.Contains(string(nr.result), "pruned away") {
+			t.Errorf("the error was delivered as a notification: %s", nr.result)
+		}
+	}
+	if got := len(sink.Notes()); got != 1 {
+		t.Errorf("%d notifications, want only the one before the error", got)
+	}
+	if !sub.Done() {
+		t.Error("Done() = false for a subscription the node ended")
+	}
+	if res, err := sub.Unsubscribe(ctxTimeout(t, 5*time.Second)); err != nil || string(res) != "false" {
+		t.Errorf("Unsubscribe after the error = %s, %v; want false", res, err)
+	}
+	sink.check()
+}
+
+// An error notification that arrives before the subscribe reply ends the
+// subscription as soon as its id is known.
+func TestSubscriptionEarlyErrorNotification(t *testing.T) {
+	fake := fakenode.Start(t)
+	fake.Handle("test_subscribe", func(json.RawMessage) (any, *fakenode.Error) { return "earlyErr01234567", nil })
+	n := startNode(t, fake.URL(), fastOptions(1))
+	call(t, n, "system_chain", "")
+	fake.SendRaw([]byte(`{"jsonrpc":"2.0","method":"test_note","params":{"subscription":"earlyErr01234567","result":1}}`))
+	fake.SendRaw([]byte(`{"jsonrpc":"2.0","method":"test_note","params":{"subscription":"earlyErr01234567","error":"no such block"}}`))
+	fake.SendRaw([]byte(`{"jsonrpc":"2.0","method":"test_note","params":{"subscription":"earlyErr01234567","result":2}}`))
+	call(t, n, "system_chain", "") // the notifications have been read
+	sink := newSink(t)
+	sub, err := n.Subscribe(ctxTimeout(t, 5*time.Second), "test_subscribe", nil, "test_unsubscribe", sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the subscription to be lost", func() bool { return len(sink.LostErrs()) > 0 })
+	if err := sink.LostErrs()[0]; !strings.Contains(err.Error(), "no such block") {
+		t.Errorf("Lost(%v), want the node's error", err)
+	}
+	if notes := sink.Notes(); len(notes) != 1 || string(notes[0].result) != "1" {
+		t.Errorf("notifications %v, want only the one before the error", notes)
+	}
+	if !sub.Done() {
+		t.Error("Done() = false")
+	}
+	sink.check()
+}
+
+// Done reports a subscription that can deliver nothing more.
+func TestSubscriptionDone(t *testing.T) {
+	fake := fakenode.Start(t)
+	n := startNode(t, fake.URL(), fastOptions(1))
+	a, b := subscribe(t, n, newSink(t)), subscribe(t, n, newSink(t))
+	if a.Done() || b.Done() {
+		t.Fatal("a live subscription is done")
+	}
+	if _, err := a.Unsubscribe(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Done() {
+		t.Error("not done after Unsubscribe")
+	}
+	fake.DisconnectAll()
+	waitFor(t, 3*time.Second, "the subscription to be done with its connection", b.Done)
+}
