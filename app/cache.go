@@ -267,6 +267,7 @@ func (a *App) provisionChainCache(key string, c *Chain) error {
 		cache := val.(destructibleCache).Cache
 		c.Cache = cache
 		c.Matcher.ObserveHeads(cache.ObserveHead)
+		c.Matcher.ObserveRuntime(cache.ObserveRuntime)
 	}
 	return nil
 }
@@ -362,6 +363,8 @@ func (a *App) cleanupCache() {
 // groupUpstream adapts a chain's node group to what the cache needs.
 type groupUpstream struct{ g *suber.Group }
 
+var _ cacher.NodeUpstream = groupUpstream{}
+
 func (u groupUpstream) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 	return u.g.Call(ctx, method, params)
 }
@@ -372,6 +375,20 @@ func (u groupUpstream) Subscribe(ctx context.Context, method string, params json
 		return nil, err
 	}
 	return sub, nil
+}
+
+// NodeCalls lets the cache try the ready nodes one by one, to find one
+// that knows a block (runtime constants after an upgrade, while another
+// node lags behind).
+func (u groupUpstream) NodeCalls() []cacher.CallFunc {
+	nodes := u.g.Nodes()
+	var out []cacher.CallFunc
+	for i, h := range u.g.Health() {
+		if h.Ready {
+			out = append(out, nodes[i].Call)
+		}
+	}
+	return out
 }
 
 // replaced returns a copy with placeholders replaced.

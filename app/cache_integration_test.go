@@ -472,3 +472,82 @@ func headerNum(raw json.RawMessage) (uint64, bool) {
 	n, err := strconv.ParseUint(h.Number[2:], 16, 64)
 	return n, err == nil
 }
+
+// Two nodes of one chain, the first one blocks behind the other but still
+// ready (max_lag is large), so the group sends it calls: once a client
+// has heard of a runtime upgrade through the gateway, none of its calls
+// gets the old runtime's version or metadata, from the cache or not.
+func TestGatewayCacheRuntimeUpgradeWithLaggingNode(t *testing.T) {
+	current := fakenode.Start(t)
+	ch := current.Chain()
+	lagging := fakenode.Start(t, fakenode.WithChain(ch))
+	global := fmt.Sprintf(`		chain dev {
+			node %s {
+				pool 2
+			}
+			node %s {
+				pool 2
+			}
+			request_timeout 5s
+			health_interval 1h
+			max_lag 1000
+			head_timeout 0s
+		}
+		cache {
+		}
+`, lagging.URL(), current.URL())
+	gw := testgw.Start(t, global, "\telara_rpc")
+	url := gw.HTTP("/dev")
+	metadataCalls := func() int { return lagging.Calls("state_getMetadata") + current.Calls("state_getMetadata") }
+	eventually(t, func() string {
+		if r := testgw.PostCall(t, url, "state_getMetadata", nil); metadataCalls() == 0 || r.Error != nil {
+			return "suducer never fetched the metadata"
+		}
+		before := metadataCalls()
+		testgw.PostCall(t, url, "state_getMetadata", nil)
+		if metadataCalls() != before {
+			return "metadata not cached yet"
+		}
+		return ""
+	})
+	ws := testgw.Dial(t, gw.WS("/dev"))
+	ws.Subscribe("state_subscribeRuntimeVersion", nil)
+	base := fakenode.DefaultSpecVersion
+	if got := runtimeSpec(ws.Next(5 * time.Second).Params.Result); got != base {
+		t.Fatalf("first runtime version notification: spec %d", got)
+	}
+	for round := uint32(1); round <= 3; round++ {
+		lagging.SetFollow(false)
+		ch.NewBlock() // the lagging node does not know it
+		spec := base + round
+		ch.SetRuntimeVersion(spec)
+		for runtimeSpec(ws.Next(5*time.Second).Params.Result) != spec {
+		}
+		meta := `"` + fakenode.Metadata(spec) + `"`
+		for i := range 10 {
+			call := func(method string) *testgw.Response {
+				if i%2 == 0 {
+					return ws.Call(method, nil)
+				}
+				return testgw.PostCall(t, url, method, nil)
+			}
+			for _, m := range []string{"state_getRuntimeVersion", "chain_getRuntimeVersion"} {
+				if r := call(m); runtimeSpec(r.Result) != spec {
+					t.Fatalf("round %d call %d: upgrade to %d notified, %s answered %.200s", round, i, spec, m, r.Raw)
+				}
+			}
+			if r := call("state_getMetadata"); string(r.Result) != meta {
+				t.Fatalf("round %d call %d: upgrade to %d notified, state_getMetadata answered another runtime's metadata (%.80s)", round, i, spec, r.Raw)
+			}
+		}
+	}
+}
+
+// runtimeSpec reads a RuntimeVersion's specVersion (0 if there is none).
+func runtimeSpec(raw json.RawMessage) uint32 {
+	var rv struct {
+		SpecVersion uint32 `json:"specVersion"`
+	}
+	_ = json.Unmarshal(raw, &rv)
+	return rv.SpecVersion
+}

@@ -3,6 +3,7 @@ package cacher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -89,9 +90,16 @@ type Cache struct {
 	lifeCancel context.CancelFunc
 	flight     flight
 
-	mu   sync.RWMutex
-	id   string // chainID once the genesis hash is known
-	spec string // runtime spec version once known
+	mu sync.RWMutex
+	id string // chainID once the genesis hash is known
+	// spec is the runtime spec version once known, specN its value. It
+	// only goes up (see raiseSpecLocked): a node behind the others may
+	// still run the old runtime after a notification announced the new.
+	spec  string
+	specN uint64
+	// anchor is a block known to run spec's runtime: runtime constants
+	// are fetched at it, never from whatever a node's best block is.
+	anchor runtimeAnchor
 	// constSpec and constAt: the spec version whose constants the suducer
 	// last fetched, and when.
 	constSpec string
@@ -200,8 +208,23 @@ func (c *Cache) keyed(ctx context.Context, method string, params json.RawMessage
 		return v, nil
 	}
 	c.metrics.miss(c.opts.Name, p.label)
-	v, err := c.fill(ctx, method, p)
-	if err != nil && p.pinned && unknownBlock(err) {
+	var v json.RawMessage
+	var err error
+	if p.runtime != "" {
+		v, err = c.fillRuntime(ctx, method, p)
+	} else {
+		v, err = c.fill(ctx, method, p)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, errClosed):
+		// The cache is closing (a config reload): a node answers.
+		return c.up.Call(ctx, method, params)
+	case p.runtime != "" && (errors.Is(err, errNoAnchor) || unknownBlock(err)):
+		// No node could name a block of the runtime, or none knows it
+		// any more: the node's answer, stored nowhere.
+		return c.up.Call(ctx, method, params)
+	case p.pinned && unknownBlock(err):
 		// A node behind the others may not know the pinned head yet; the
 		// client asked for "latest", which that node can still answer.
 		return c.up.Call(ctx, method, params)
@@ -367,7 +390,7 @@ func (c *Cache) Close() error {
 	}
 	c.runMu.Unlock()
 	c.lifeCancel()
-	c.flight.wg.Wait()
+	c.flight.close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed {

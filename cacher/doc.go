@@ -6,7 +6,10 @@
 //
 //   - constants of the runtime (metadata, runtime version, node identity)
 //     are cached under the runtime's spec version, so a runtime upgrade
-//     switches to new keys instead of serving old metadata;
+//     switches to new keys instead of serving old metadata; the spec
+//     version only goes up, and the runtime's metadata and version are
+//     fetched at a block known to run it, never from a node still behind
+//     the upgrade (runtime.go);
 //   - calls about the latest block (chain_getHeader() and friends) are
 //     answered from entries the suducer refreshes on every new head;
 //   - calls that name a block hash are immutable and cached by hash; calls

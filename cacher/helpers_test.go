@@ -73,6 +73,41 @@ func (u groupUp) Subscribe(ctx context.Context, m string, p json.RawMessage, uns
 	return s, nil
 }
 
+// NodeCalls lets the cache address the ready nodes, as the app's adapter does.
+func (u groupUp) NodeCalls() []CallFunc {
+	nodes := u.g.Nodes()
+	var out []CallFunc
+	for i, h := range u.g.Health() {
+		if h.Ready {
+			out = append(out, nodes[i].Call)
+		}
+	}
+	return out
+}
+
+// upstreamGroup connects a group of one-connection nodes, in this order,
+// with readiness rules.
+func upstreamGroup(t *testing.T, rules suber.Readiness, fakes ...*fakenode.Node) Upstream {
+	t.Helper()
+	var nodes []*suber.Node
+	for _, f := range fakes {
+		n, err := suber.NewNode(f.URL(), suber.Options{PoolSize: 1, HealthInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Start()
+		nodes = append(nodes, n)
+	}
+	g := suber.NewGroup(nodes, rules)
+	t.Cleanup(func() {
+		g.Close()
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+	})
+	return groupUp{g}
+}
+
 // upstream connects a one-connection group to node. Node health checks
 // are slowed down so the node's counters show only what the cache and
 // the test send (plus the group's few health calls at start).
@@ -104,6 +139,13 @@ type testEnv struct {
 func startCache(t *testing.T, edit func(*Options)) *testEnv {
 	t.Helper()
 	node := fakenode.Start(t)
+	return startCacheOn(t, node, upstream(t, node), edit)
+}
+
+// startCacheOn is startCache over up, whose nodes follow node's chain;
+// env.node is node.
+func startCacheOn(t *testing.T, node *fakenode.Node, up Upstream, edit func(*Options)) *testEnv {
+	t.Helper()
 	clock := newFakeClock()
 	store := NewMemoryStore(16<<20, clock, nil)
 	rules, err := NewRules(nil, 0, 0)
@@ -111,7 +153,7 @@ func startCache(t *testing.T, edit func(*Options)) *testEnv {
 		t.Fatal(err)
 	}
 	opts := Options{
-		Name: "dev", Upstream: upstream(t, node), Store: store, Rules: rules,
+		Name: "dev", Upstream: up, Store: store, Rules: rules,
 		Refresh: time.Second, CallTimeout: 5 * time.Second, Clock: clock,
 	}
 	if edit != nil {

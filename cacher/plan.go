@@ -24,7 +24,12 @@ type plan struct {
 	key      string          // planKeyed: the store key
 	upParams json.RawMessage // planKeyed: params of the upstream call
 	pinned   bool            // planKeyed: upParams carry a head hash the client did not give
-	ttl      time.Duration
+	// runtime, for a runtime constant (metadata, runtime version): the
+	// spec version of the key. The upstream call is made at a block known
+	// to run it, with the hash at hashPos, never with upParams.
+	runtime string
+	hashPos int
+	ttl     time.Duration
 }
 
 func (c *Cache) plan(method string, params json.RawMessage) plan {
@@ -63,7 +68,13 @@ func (c *Cache) plan(method string, params json.RawMessage) plan {
 		if id == "" || spec == "" {
 			return miss
 		}
-		return c.keyedPlan(label, buildKey(id, scopeRuntime+spec, method, emptyArray), emptyArray, false, c.rules.TTL(method, ClassConstant))
+		p := c.keyedPlan(label, buildKey(id, scopeRuntime+spec, method, emptyArray), emptyArray, false, c.rules.TTL(method, ClassConstant))
+		if rule.Class == ClassAtBlock {
+			// A constant of the runtime (it takes a block hash): a node
+			// still on an older block would answer the old runtime's.
+			p.runtime, p.hashPos = spec, rule.HashPos
+		}
+		return p
 
 	case ClassAtBlock:
 		if id == "" {

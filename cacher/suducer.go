@@ -98,7 +98,9 @@ func (c *Cache) quiet() uint32 {
 	if c.final.at.IsZero() || now.Sub(c.final.at) >= c.opts.Refresh {
 		ev |= evFinalized
 	}
-	if !c.subscribed[2].Load() || c.spec == "" {
+	// Also while the constants of the known version wait for a block of
+	// its runtime (see refreshRuntime).
+	if !c.subscribed[2].Load() || c.spec == "" || (c.id != "" && c.constSpec != c.spec) {
 		ev |= evRuntimeCheck
 	}
 	return ev
@@ -243,40 +245,70 @@ func (c *Cache) refreshFinalized(ctx context.Context) {
 // refreshRuntime reads the runtime version. On a new version the
 // constants move to new keys; they are fetched at once, and also after a
 // notification that carries no change (a resubscription after a
-// reconnect: the node may have been upgraded).
+// reconnect: the node may have been upgraded). The version only goes up:
+// a node behind the others may still answer the old one after a
+// notification announced the new one.
 func (c *Cache) refreshRuntime(ctx context.Context, notified bool) {
-	v, err := c.call(ctx, "state_getRuntimeVersion", nil)
-	if err != nil {
-		return
+	var read string
+	readOK := false
+	if v, err := c.call(ctx, "state_getRuntimeVersion", nil); err == nil {
+		read, readOK = specVersion(v)
 	}
-	spec, ok := specVersion(v)
-	if !ok {
-		return
+	if readOK {
+		c.checkGenesis(ctx, read)
 	}
 	now := c.clock.Now()
 	c.mu.Lock()
-	c.spec = spec
-	id := c.id
+	if readOK {
+		c.raiseSpecLocked(read)
+	}
+	spec, id := c.spec, c.id
 	// The first notification of a subscription repeats what a check just
 	// read (at start-up both happen): fetch the constants once.
-	due := spec != c.constSpec || (notified && now.Sub(c.constAt) >= c.opts.Refresh)
-	if due && id != "" {
+	due := spec != "" && id != "" && (spec != c.constSpec || (notified && now.Sub(c.constAt) >= c.opts.Refresh))
+	prevSpec, prevAt := c.constSpec, c.constAt
+	if due {
 		c.constSpec, c.constAt = spec, now
 	}
 	c.mu.Unlock()
-	if !due || id == "" {
+	if !due {
 		return
 	}
 	if ce := c.log.Check(zap.InfoLevel, "refreshing runtime constants"); ce != nil {
 		ce.Write(zap.String("chain", c.opts.Name), zap.String("spec_version", spec), zap.Bool("notified", notified))
 	}
+	if !c.refreshConstants(ctx, id, spec) {
+		// No block of the new runtime found yet: the next period retries
+		// (see quiet).
+		c.mu.Lock()
+		if c.constSpec == spec && c.constAt.Equal(now) {
+			c.constSpec, c.constAt = prevSpec, prevAt
+		}
+		c.mu.Unlock()
+	}
+}
+
+// refreshConstants fetches the constants of spec's runtime into the store.
+// The runtime's own (metadata, version) are fetched at a block known to
+// run it; it reports false when no such block was found.
+func (c *Cache) refreshConstants(ctx context.Context, id, spec string) bool {
+	_, anchorErr := c.anchorFor(ctx, spec)
 	for _, m := range constantMethods {
-		if c.rules.Rule(m).Class == ClassNone || ctx.Err() != nil {
+		rule := c.rules.Rule(m)
+		if rule.Class == ClassNone || ctx.Err() != nil {
 			continue
 		}
 		p := c.keyedPlan(c.rules.Label(m), buildKey(id, scopeRuntime+spec, m, emptyArray), emptyArray, false, c.rules.TTL(m, ClassConstant))
-		_, _ = c.fill(ctx, m, p)
+		if rule.Class != ClassAtBlock {
+			_, _ = c.fill(ctx, m, p) // the node's constants
+			continue
+		}
+		if anchorErr == nil {
+			p.runtime, p.hashPos = spec, rule.HashPos
+			_, _ = c.fillRuntime(ctx, m, p)
+		}
 	}
+	return anchorErr == nil
 }
 
 // follow holds one upstream subscription, re-opening it with backoff when
@@ -333,9 +365,11 @@ func (s *followSink) Notify(_ string, result json.RawMessage) {
 	if s.ev == evRuntime {
 		// Switch keys at once: no constant of the old runtime is served
 		// from here on, even before the loop refetches them.
+		// Only ever up: a resubscription on a node behind the others
+		// may first repeat an older version.
 		if spec, ok := specVersion(result); ok {
 			s.c.mu.Lock()
-			s.c.spec = spec
+			s.c.raiseSpecLocked(spec)
 			s.c.mu.Unlock()
 		}
 	}

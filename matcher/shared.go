@@ -411,6 +411,9 @@ func (s *sharedSub) broadcast(method string, result json.RawMessage) {
 			(*fn)(num, s.fam.Name == "finalizedHeads")
 		}
 	}
+	if fn := s.m.onRuntime.Load(); fn != nil && s.fam.Name == "runtimeVersion" {
+		(*fn)(result)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.notif, s.last = method, result

@@ -65,13 +65,20 @@ type Matcher struct {
 
 	// onHead, when set, hears of every new or finalized head before
 	// clients do.
-	onHead atomic.Pointer[func(number uint64, finalized bool)]
+	onHead    atomic.Pointer[func(number uint64, finalized bool)]
+	onRuntime atomic.Pointer[func(version json.RawMessage)]
 }
 
 // ObserveHeads registers fn to hear of every head number shared head
 // subscriptions deliver, before any client gets it.
 func (m *Matcher) ObserveHeads(fn func(number uint64, finalized bool)) {
 	m.onHead.Store(&fn)
+}
+
+// ObserveRuntime registers fn to hear of every runtime version shared
+// subscriptions deliver, before any client gets it.
+func (m *Matcher) ObserveRuntime(fn func(version json.RawMessage)) {
+	m.onRuntime.Store(&fn)
 }
 
 // New returns a matcher over up and starts watching node health, so
