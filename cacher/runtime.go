@@ -66,6 +66,16 @@ func (c *Cache) raiseSpecLocked(spec string) bool {
 	return true
 }
 
+// setSpecLocked sets the spec version to what the node announced, even an
+// older one. Called with c.mu held.
+func (c *Cache) setSpecLocked(spec string) {
+	n, err := strconv.ParseUint(spec, 10, 64)
+	if err != nil || spec == c.spec {
+		return
+	}
+	c.spec, c.specN = spec, n
+}
+
 // nodeCalls lists the calls to try, one per node when the upstream can
 // address them.
 func (c *Cache) nodeCalls() []CallFunc {

@@ -359,17 +359,26 @@ type followSink struct {
 	ev   uint32
 	once sync.Once
 	lost chan struct{}
+	// notified is set after the first notification; guarded by c.mu.
+	notified bool
 }
 
 func (s *followSink) Notify(_ string, result json.RawMessage) {
 	if s.ev == evRuntime {
 		// Switch keys at once: no constant of the old runtime is served
 		// from here on, even before the loop refetches them.
-		// Only ever up: a resubscription on a node behind the others
-		// may first repeat an older version.
+		// A subscription's first notification only ever raises the
+		// version (a node behind the others may repeat an older one);
+		// later ones are the node's runtime changing, downgrades
+		// (setCodeWithoutChecks) included.
 		if spec, ok := specVersion(result); ok {
 			s.c.mu.Lock()
-			s.c.raiseSpecLocked(spec)
+			if s.notified {
+				s.c.setSpecLocked(spec)
+			} else {
+				s.c.raiseSpecLocked(spec)
+			}
+			s.notified = true
 			s.c.mu.Unlock()
 		}
 	}
