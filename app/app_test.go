@@ -100,6 +100,9 @@ func TestCaddyValidateRejectsUnknownFields(t *testing.T) {
 		{"bad scheme", `{"apps":{"elara":{"chains":{"x":{"nodes":[{"url":"ftp://127.0.0.1:1"}]}}}}}`, "scheme"},
 		{"null chain", `{"apps":{"elara":{"chains":{"x":null}}}}`, "x"},
 	}
+	// Keep Caddy's storage and locks out of $HOME.
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var cfg caddy.Config

@@ -22,7 +22,10 @@ import (
 
 var setupOnce sync.Once
 
-// isolate keeps Caddy from writing under $HOME.
+// Isolate keeps Caddy from writing under $HOME (autosave, storage, locks).
+// Start, Load and Adapt call it; tests that use Caddy directly call it too.
+func Isolate() { isolate() }
+
 func isolate() {
 	setupOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "elara-caddy-")
@@ -59,6 +62,7 @@ func (g *Gateway) WS(path string) string { return fmt.Sprintf("ws://127.0.0.1:%d
 
 // Adapt turns a Caddyfile into Caddy's JSON config.
 func Adapt(caddyfile string) ([]byte, error) {
+	isolate()
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	cfg, warnings, err := adapter.Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
