@@ -387,3 +387,30 @@ func TestAdminUpstreamsEndpoint(t *testing.T) {
 	}
 	t.Fatalf("admin report: %+v", reports)
 }
+
+// A runtime-version subscription moved to a node still on the previous
+// runtime must not announce that runtime again.
+func TestFailoverToLaggingNodeDoesNotRollBackRuntimeVersion(t *testing.T) {
+	chain := fakenode.NewChain()
+	a := fakenode.Start(t, fakenode.WithChain(chain))
+	b := fakenode.Start(t, fakenode.WithChain(chain))
+	opts := "request_timeout 2s\nhealth_interval 100ms\nmax_lag 100\nhead_timeout 0s\nsubscription_grace 0s"
+	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
+	waitReady(t, gw, 2)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	c.Subscribe("state_subscribeRuntimeVersion", nil)
+	c.Next(5 * time.Second)
+	h := holder(t, "state_subscribeRuntimeVersion", 1, a, b)
+	behind := other(h, a, b)
+	behind.SetFollow(false)
+	chain.NewBlock()
+	chain.SetRuntimeVersion(chain.SpecVersion() + 1)
+	chain.NewBlock()
+	upgraded := c.Next(5 * time.Second)
+	if !bytes.Contains(upgraded.Params.Result, []byte(fmt.Sprintf(`"specVersion":%d`, chain.SpecVersion()))) {
+		t.Fatalf("upgrade notification %s", upgraded.Raw)
+	}
+	h.Stop()
+	waitFor(t, "the subscription to move", func() bool { return behind.ActiveSubscriptions("state_subscribeRuntimeVersion") == 1 })
+	c.NoNotification(300 * time.Millisecond)
+}

@@ -52,6 +52,9 @@ type sharedSub struct {
 	storage  map[string]json.RawMessage
 	stBlock  json.RawMessage
 	openedAt time.Time
+	// moved is set when the subscription was reopened on another node and
+	// that node has not sent anything yet.
+	moved    bool
 	stopOnce sync.Once
 }
 
@@ -290,6 +293,7 @@ func (s *sharedSub) open(ctx context.Context) error {
 	s.mu.Lock()
 	old := s.up
 	s.up, s.gen, s.openedAt = up, gen, time.Now()
+	s.moved = s.last != nil
 	s.mu.Unlock()
 	if old != nil {
 		s.m.background(func() { s.m.unsubscribe(old) })
@@ -391,8 +395,12 @@ func (s *sharedSub) apply(method string, result json.RawMessage) {
 	case "runtimeVersion", "allHeads":
 		s.mu.Lock()
 		same := bytes.Equal(result, s.last)
+		// The first value from a node switched to is its current one: a
+		// node behind the others may still run the runtime clients left.
+		older := s.fam.Name == "runtimeVersion" && s.moved && specOf(result) < specOf(s.last)
+		s.moved = false
 		s.mu.Unlock()
-		if same {
+		if same || older {
 			return
 		}
 	case "storage":
@@ -561,4 +569,13 @@ func compact(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return buf.Bytes()
+}
+
+// specOf reads specVersion from a runtime version; 0 when absent.
+func specOf(version json.RawMessage) uint64 {
+	var v struct {
+		SpecVersion uint64 `json:"specVersion"`
+	}
+	_ = json.Unmarshal(version, &v)
+	return v.SpecVersion
 }
