@@ -15,10 +15,9 @@ func TestReloadKeepsConnectionsOfKeptNodesAndClosesRemovedOnes(t *testing.T) {
 	a, b := fakenode.Start(t), fakenode.Start(t)
 	gw := testgw.Start(t, chainBlock("dev", testChainOpts, a.URL()), "\telara_rpc")
 	baseline(t, a, "chain_subscribeNewHeads")
+	// The pool's connections are dialled in the background.
+	waitFor(t, "the pool of 2 connections", func() bool { return a.Connections() == 2 })
 	subscribes := a.Calls("chain_subscribeNewHeads")
-	if a.Connections() != 2 {
-		t.Fatalf("pool of 2, node has %d connections", a.Connections())
-	}
 	// Same nodes, another handler setting: connections are kept.
 	testgw.Load(t, gw.Caddyfile(chainBlock("dev", testChainOpts, a.URL()), "\telara_rpc {\n\t\tmax_batch 10\n\t}"))
 	awaitServing(t, gw)
