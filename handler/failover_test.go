@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,13 +32,16 @@ func startPair(t *testing.T) (*testgw.Gateway, *fakenode.Node, *fakenode.Node) {
 }
 
 type healthBody struct {
-	Ready int `json:"ready"`
-	Nodes []struct {
-		URL             string `json:"url"`
-		Ready           bool   `json:"ready"`
-		NotReadyBecause string `json:"not_ready_because"`
-		Best            uint64 `json:"best"`
-	} `json:"nodes"`
+	Ready int          `json:"ready"`
+	Nodes []healthNode `json:"nodes"`
+}
+
+type healthNode struct {
+	URL             string `json:"url"`
+	Ready           bool   `json:"ready"`
+	NotReadyBecause string `json:"not_ready_because"`
+	Best            uint64 `json:"best"`
+	Finalized       uint64 `json:"finalized"`
 }
 
 func health(t *testing.T, gw *testgw.Gateway) (int, healthBody) {
@@ -257,16 +261,22 @@ func TestFailoverDoesNotResendUnchangedValues(t *testing.T) {
 	gw, a, b := startPair(t)
 	key := "0x" + strings.Repeat("dd", 32)
 	a.Chain().SetStorage(key, "0x01")
+	// Both subscriptions open on a, so both move when it dies.
+	b.SetSyncing(true)
+	waitReady(t, gw, 1)
 	c := testgw.Dial(t, gw.WS("/dev"))
 	rv := c.Subscribe("state_subscribeRuntimeVersion", nil)
 	st := c.Subscribe("state_subscribeStorage", []any{[]string{key}})
 	c.Next(5 * time.Second)
 	c.Next(5 * time.Second)
-	h := holder(t, "state_subscribeRuntimeVersion", 1, a, b)
-	h.Stop()
+	if a.ActiveSubscriptions("state_subscribeRuntimeVersion") != 1 || a.ActiveSubscriptions("state_subscribeStorage") != 1 {
+		t.Fatal("subscriptions not on the ready node")
+	}
+	b.SetSyncing(false)
+	waitReady(t, gw, 2)
+	a.Stop()
 	waitFor(t, "subscriptions moved", func() bool {
-		o := other(h, a, b)
-		return o.ActiveSubscriptions("state_subscribeRuntimeVersion") >= 1 && o.ActiveSubscriptions("state_subscribeStorage") >= 1
+		return b.ActiveSubscriptions("state_subscribeRuntimeVersion") >= 1 && b.ActiveSubscriptions("state_subscribeStorage") >= 1
 	})
 	c.NoNotification(300 * time.Millisecond)
 	a.Chain().SetRuntimeVersion(a.Chain().SpecVersion() + 1)
@@ -315,6 +325,17 @@ func TestReadsRetriedOnceWritesNever(t *testing.T) {
 	if a.Calls("chain_getBlockHash") == 0 {
 		t.Fatal("test did not exercise the dying node")
 	}
+	// A read that fails on both nodes is tried twice, never more.
+	waitReady(t, gw, 2)
+	b.SetDisconnectOn("chain_getBlockHash", true)
+	before := a.Calls("chain_getBlockHash") + b.Calls("chain_getBlockHash")
+	if r := testgw.PostCall(t, gw.HTTP("/dev"), "chain_getBlockHash", []int{0}); r.Error == nil {
+		t.Fatalf("read with both nodes dying: %s", r.Raw)
+	}
+	if got := a.Calls("chain_getBlockHash") + b.Calls("chain_getBlockHash") - before; got != 2 {
+		t.Fatalf("read sent %d times, want 2 (one retry)", got)
+	}
+	waitReady(t, gw, 2)
 	a.SetDisconnectOn("author_submitExtrinsic", true)
 	b.SetDisconnectOn("author_submitExtrinsic", true)
 	r := testgw.PostCall(t, gw.HTTP("/dev"), "author_submitExtrinsic", []string{"0x01"})
@@ -328,15 +349,28 @@ func TestReadsRetriedOnceWritesNever(t *testing.T) {
 
 func TestNoReadyNodeFailsFastAndSubscriptionsResume(t *testing.T) {
 	node := fakenode.Start(t)
-	gw := testgw.Start(t, chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc")
+	// A long deadline: failing fast means not waiting for it.
+	const deadline = 60 * time.Second
+	opts := strings.Replace(failoverOpts, "request_timeout 2s", "request_timeout 60s", 1)
+	gw := testgw.Start(t, chainBlock("dev", opts, node.URL()), "\telara_rpc")
 	waitReady(t, gw, 1)
 	c := testgw.Dial(t, gw.WS("/dev"))
 	sub := c.Subscribe("chain_subscribeNewHeads", nil)
 	c.Next(5 * time.Second)
 	node.Stop()
 	waitReady(t, gw, 0)
+	began := time.Now()
 	if r := c.Call("system_name", nil); r.ErrCode() != -32000 {
 		t.Fatalf("call with no node: %s", r.Raw)
+	}
+	if r := c.Call("state_subscribeStorage", []any{[]string{"0x" + strings.Repeat("ab", 32)}}); r.ErrCode() != -32000 {
+		t.Fatalf("new subscription with no node: %s", r.Raw)
+	}
+	if r := testgw.PostCall(t, gw.HTTP("/dev"), "system_name", nil); r.ErrCode() != -32000 {
+		t.Fatalf("HTTP call with no node: %s", r.Raw)
+	}
+	if waited := time.Since(began); waited > deadline/2 {
+		t.Fatalf("calls with no ready node waited %s for the request deadline", waited)
 	}
 	if err := node.Restart(); err != nil {
 		t.Fatal(err)
@@ -413,4 +447,152 @@ func TestFailoverToLaggingNodeDoesNotRollBackRuntimeVersion(t *testing.T) {
 	h.Stop()
 	waitFor(t, "the subscription to move", func() bool { return behind.ActiveSubscriptions("state_subscribeRuntimeVersion") == 1 })
 	c.NoNotification(300 * time.Millisecond)
+}
+
+// Storage values and all-heads headers moved to a node behind the one
+// left are never rolled back: what that node sends about blocks clients
+// are past is dropped, later changes come through.
+func TestFailoverToLaggingNodeDoesNotRollBackStorageOrAllHeads(t *testing.T) {
+	chain := fakenode.NewChain()
+	a := fakenode.Start(t, fakenode.WithChain(chain))
+	b := fakenode.Start(t, fakenode.WithChain(chain))
+	opts := "request_timeout 2s\nhealth_interval 100ms\nmax_lag 100\nhead_timeout 0s\nsubscription_grace 0s"
+	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
+	waitReady(t, gw, 2)
+	// Both subscriptions open on a: b is unready meanwhile.
+	b.SetSyncing(true)
+	waitReady(t, gw, 1)
+	key := "0x" + strings.Repeat("ee", 32)
+	chain.SetStorage(key, "0x01")
+	c := testgw.Dial(t, gw.WS("/dev"))
+	st := c.Subscribe("state_subscribeStorage", []any{[]string{key}})
+	all := c.Subscribe("chain_subscribeAllHeads", nil)
+	if a.ActiveSubscriptions("state_subscribeStorage") != 1 || a.ActiveSubscriptions("chain_subscribeAllHeads") != 1 {
+		t.Fatal("subscriptions not on the ready node")
+	}
+	// b comes back but stops following: it stays ready (max_lag 100) with
+	// an older view of the chain.
+	b.SetFollow(false)
+	b.SetSyncing(false)
+	waitReady(t, gw, 2)
+	var storage []string
+	var heads []uint64
+	record := func(r *testgw.Response) {
+		switch {
+		case bytes.Equal(r.Params.Subscription, st):
+			var sc struct{ Changes [][]*string }
+			if err := json.Unmarshal(r.Params.Result, &sc); err != nil || len(sc.Changes) != 1 || sc.Changes[0][1] == nil {
+				t.Fatalf("storage notification %s", r.Raw)
+			}
+			storage = append(storage, *sc.Changes[0][1])
+		case bytes.Equal(r.Params.Subscription, all):
+			heads = append(heads, headNumber(t, r))
+		default:
+			t.Fatalf("unexpected %s", r.Raw)
+		}
+	}
+	until := func(what string, done func() bool) {
+		t.Helper()
+		for !done() {
+			record(c.Next(5 * time.Second))
+		}
+	}
+	chain.NewBlock()
+	chain.SetStorage(key, "0x02")
+	top := chain.Best().Number
+	until("the change on a", func() bool {
+		return len(storage) > 0 && storage[len(storage)-1] == "0x02" && len(heads) > 0 && heads[len(heads)-1] == top
+	})
+
+	a.Stop()
+	waitFor(t, "the subscriptions to move to b", func() bool {
+		return b.ActiveSubscriptions("state_subscribeStorage") == 1 && b.ActiveSubscriptions("chain_subscribeAllHeads") == 1
+	})
+	// b's first values are about its older best block.
+	c.NoNotification(300 * time.Millisecond)
+	// b catches up: it announces a head clients already have.
+	b.SetFollow(true)
+	c.NoNotification(300 * time.Millisecond)
+	chain.NewBlock()
+	chain.SetStorage(key, "0x03")
+	top = chain.Best().Number
+	until("the change on b", func() bool {
+		return len(storage) > 0 && storage[len(storage)-1] == "0x03" && len(heads) > 0 && heads[len(heads)-1] == top
+	})
+	if got := strings.Join(storage, " "); got != "0x01 0x02 0x03" {
+		t.Fatalf("storage values seen: %s, want 0x01 0x02 0x03", got)
+	}
+	for i := 1; i < len(heads); i++ {
+		if heads[i] <= heads[i-1] {
+			t.Fatalf("all-heads numbers went back or repeated: %v", heads)
+		}
+	}
+}
+
+func TestDefaultMaxLagIsFiveBlocks(t *testing.T) {
+	chain := fakenode.NewChain()
+	a := fakenode.Start(t, fakenode.WithChain(chain))
+	b := fakenode.Start(t, fakenode.WithChain(chain))
+	gw := testgw.Start(t, chainBlock("dev", "request_timeout 2s\nhealth_interval 100ms", a.URL(), b.URL()), "\telara_rpc")
+	waitReady(t, gw, 2)
+	b.SetFollow(false)
+	for range 5 {
+		chain.NewBlock()
+	}
+	top := chain.Best().Number
+	hb := waitHealth(t, "the gateway to see the new head", func(hb healthBody) bool {
+		return slices.ContainsFunc(hb.Nodes, func(n healthNode) bool { return n.Best == top })
+	}, gw)
+	if hb.Ready != 2 {
+		t.Fatalf("a node 5 blocks behind is not ready: %+v", hb)
+	}
+	chain.NewBlock()
+	hb = waitReady(t, gw, 1)
+	for _, n := range hb.Nodes {
+		if !n.Ready && !strings.Contains(n.NotReadyBecause, "more than 5 blocks behind") {
+			t.Fatalf("reason %q", n.NotReadyBecause)
+		}
+	}
+}
+
+// waitFor2 polls the health endpoint until cond holds.
+func waitHealth(t *testing.T, what string, cond func(healthBody) bool, gw *testgw.Gateway) healthBody {
+	t.Helper()
+	var hb healthBody
+	waitFor(t, what, func() bool {
+		_, hb = health(t, gw)
+		return cond(hb)
+	})
+	return hb
+}
+
+func TestHealthEndpointReportsHeads(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc")
+	chain := node.Chain()
+	chain.NewBlockFinalized()
+	chain.NewBlock()
+	best, fin := chain.Best().Number, chain.Finalized().Number
+	var top struct {
+		Best      uint64 `json:"best"`
+		Finalized uint64 `json:"finalized"`
+	}
+	hb := waitHealth(t, "the heads on the health endpoint", func(hb healthBody) bool {
+		return len(hb.Nodes) == 1 && hb.Nodes[0].Best == best && hb.Nodes[0].Finalized == fin
+	}, gw)
+	resp, err := http.Get(gw.HTTP("/dev/health"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(body, &top); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("health: %d %s", resp.StatusCode, body)
+	}
+	if hb.Ready != 1 || top.Best != best || top.Finalized != fin {
+		t.Fatalf("health reports best %d finalized %d ready %d, the chain is at %d/%d", top.Best, top.Finalized, hb.Ready, best, fin)
+	}
+	if strings.Contains(string(body), node.URL()) {
+		t.Fatalf("the public health endpoint shows the node's address: %s", body)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -219,14 +221,14 @@ func TestThousandClientsOneUpstreamSubscription(t *testing.T) {
 	if got := node.ActiveSubscriptions("chain_subscribeNewHeads") - base; got != 1 {
 		t.Fatalf("1000 clients made %d upstream subscriptions, want 1", got)
 	}
-	if got := sharedCount(t, gw); got < 1 {
-		t.Fatalf("admin report shows %d shared subscriptions", got)
+	if got := sharedCount(t); got != 1 {
+		t.Fatalf("the gateway reports %d shared subscriptions, want 1", got)
 	}
 }
 
-// sharedCount reads the chain's shared subscription count from the
-// gateway's health endpoint neighbour, the admin report.
-func sharedCount(t *testing.T, _ *testgw.Gateway) int {
+// sharedCount is the gateway's own count of the chain's shared upstream
+// subscriptions (the figure the admin API reports).
+func sharedCount(t *testing.T) int {
 	t.Helper()
 	total := 0
 	for _, r := range appReports() {
@@ -238,11 +240,17 @@ func sharedCount(t *testing.T, _ *testgw.Gateway) int {
 }
 
 func TestSlowConsumerIsDisconnectedOthersKeepUp(t *testing.T) {
-	gw, node := start(t, `
+	node := fakenode.Start(t)
+	gw := &testgw.Gateway{Port: testgw.FreePort(t)}
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	cf := gw.Caddyfile(chainBlock("dev", testChainOpts, node.URL()), `
 	elara_rpc {
 		send_queue 32
 		write_timeout 2m
 	}`)
+	cf = strings.Replace(cf, "level {$ELARA_TEST_LOG:ERROR}", "output file "+logFile+"\n\t\tlevel WARN", 1)
+	testgw.Load(t, cf)
+	t.Cleanup(func() { stopCaddy(t) })
 	key := "0x" + strings.Repeat("cc", 32)
 	slow, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), nil)
 	if err != nil {
@@ -277,4 +285,95 @@ func TestSlowConsumerIsDisconnectedOthersKeepUp(t *testing.T) {
 		}
 		break
 	}
+	// The operator is told too.
+	waitFor(t, "the slow-consumer log line", func() bool {
+		logged, _ := os.ReadFile(logFile)
+		return bytes.Contains(logged, []byte(`"msg":"disconnecting slow websocket client"`))
+	})
+}
+
+// Legacy aliases are the same subscription as the names they stand for:
+// clients using either share one upstream subscription, and each gets
+// notifications and can unsubscribe with the names it used.
+func TestAliasesShareOneUpstreamSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		methods   []string // subscribe methods clients use
+		unsubs    []string // matching unsubscribe methods
+		canonical string   // what the gateway subscribes upstream
+		monitor   int      // subscriptions the health monitor holds itself
+		// trigger makes the node notify; it returns what the resulting
+		// notification's result contains.
+		trigger func(*fakenode.Node) string
+	}{
+		{"new heads", []string{"chain_subscribeNewHeads", "chain_subscribeNewHead", "subscribe_newHead"},
+			[]string{"chain_unsubscribeNewHeads", "chain_unsubscribeNewHead", "unsubscribe_newHead"},
+			"chain_subscribeNewHeads", 1, newBlock},
+		{"finalized heads", []string{"chain_subscribeFinalizedHeads", "chain_subscribeFinalisedHeads"},
+			[]string{"chain_unsubscribeFinalizedHeads", "chain_unsubscribeFinalisedHeads"},
+			"chain_subscribeFinalizedHeads", 1, newFinalized},
+		{"runtime version", []string{"state_subscribeRuntimeVersion", "chain_subscribeRuntimeVersion"},
+			[]string{"state_unsubscribeRuntimeVersion", "chain_unsubscribeRuntimeVersion"},
+			"state_subscribeRuntimeVersion", 0, func(n *fakenode.Node) string {
+				n.Chain().SetRuntimeVersion(n.Chain().SpecVersion() + 1)
+				return fmt.Sprintf(`"specVersion":%d`, n.Chain().SpecVersion())
+			}},
+		{"all heads", []string{"chain_subscribeAllHeads", "chain_subscribeAllHeads"},
+			[]string{"chain_unsubscribeAllHeads", "chain_unsubscribeAllHeads"},
+			"chain_subscribeAllHeads", 0, newBlock},
+		{"justifications", []string{"grandpa_subscribeJustifications", "grandpa_subscribeJustifications"},
+			[]string{"grandpa_unsubscribeJustifications", "grandpa_unsubscribeJustifications"},
+			"grandpa_subscribeJustifications", 0, func(n *fakenode.Node) string {
+				n.Chain().NewBlockFinalized()
+				return `"0x`
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, node := start(t, "")
+			baseline(t, node, tc.canonical)
+			clients := make([]*testgw.WSClient, len(tc.methods))
+			subs := make([]json.RawMessage, len(tc.methods))
+			for i, m := range tc.methods {
+				clients[i] = testgw.Dial(t, gw.WS("/dev"))
+				subs[i] = clients[i].Subscribe(m, nil)
+			}
+			waitFor(t, "the upstream subscription", func() bool { return node.ActiveSubscriptions(tc.canonical) == tc.monitor+1 })
+			for _, m := range tc.methods {
+				if m != tc.canonical && node.ActiveSubscriptions(m) != 0 {
+					t.Fatalf("the gateway subscribed upstream with the alias %s", m)
+				}
+			}
+			if got := sharedCount(t); got != 1 {
+				t.Fatalf("%d shared subscriptions for %v, want 1", got, tc.methods)
+			}
+			// Every client hears of the next change, on its own id (what
+			// it got on joining is skipped).
+			want := tc.trigger(node)
+			for i, c := range clients {
+				for {
+					r := c.Next(5 * time.Second)
+					if !bytes.Equal(r.Params.Subscription, subs[i]) {
+						t.Fatalf("%s client got %s", tc.methods[i], r.Raw)
+					}
+					if bytes.Contains(r.Params.Result, []byte(want)) {
+						break
+					}
+				}
+			}
+			for i, c := range clients {
+				if r := c.Call(tc.unsubs[i], []json.RawMessage{subs[i]}); string(r.Result) != "true" {
+					t.Fatalf("%s: %s", tc.unsubs[i], r.Raw)
+				}
+			}
+			waitFor(t, "the upstream subscription's release", func() bool { return node.ActiveSubscriptions(tc.canonical) == tc.monitor })
+		})
+	}
+}
+
+func newBlock(n *fakenode.Node) string {
+	return fmt.Sprintf(`"number":"0x%x"`, n.Chain().NewBlock().Number)
+}
+
+func newFinalized(n *fakenode.Node) string {
+	return fmt.Sprintf(`"number":"0x%x"`, n.Chain().NewBlockFinalized().Number)
 }

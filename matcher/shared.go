@@ -3,12 +3,14 @@ package matcher
 import (
 	"bytes"
 	"context"
+	"hash/maphash"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,12 +41,23 @@ type sharedSub struct {
 	// openErr is written before opened is closed.
 	openErr error
 
-	mu       sync.Mutex
-	clients  map[*ClientSub]struct{}
-	closed   bool
-	grace    *time.Timer
-	up       *suber.Subscription
+	// floor is the oldest generation whose events may still matter:
+	// events of older upstream subscriptions are dropped as they arrive,
+	// so a replaced or unready node cannot fill the queue.
+	floor atomic.Uint64
+	// queueFull is set once a full queue was logged, until it drains.
+	queueFull bool
+
+	mu      sync.Mutex
+	clients map[*ClientSub]struct{}
+	closed  bool
+	grace   *time.Timer
+	up      *suber.Subscription
+	// gen is the generation of up (0 while there is none); nextGen counts
+	// every attempt to open one, failed ones included, so a late event of
+	// an abandoned attempt never passes for a current one.
 	gen      uint64
+	nextGen  uint64
 	notif    string
 	last     json.RawMessage
 	lastNum  uint64
@@ -54,9 +67,23 @@ type sharedSub struct {
 	openedAt time.Time
 	// moved is set when the subscription was reopened on another node and
 	// that node has not sent anything yet.
-	moved    bool
+	moved bool
+	// leftBest is the best head of the node the subscription left; storage
+	// changes from the next node are held back (catchingUp) until they are
+	// about a block past what clients already have.
+	leftBest   uint64
+	catchingUp bool
+	// recent remembers the last allHeads headers delivered, so a node
+	// switched to does not repeat them.
+	recent   [recentHeads]uint64
+	recentAt int
 	stopOnce sync.Once
 }
+
+// recentHeads is how many allHeads headers are remembered for dedup.
+const recentHeads = 64
+
+var headSeed = maphash.MakeSeed()
 
 type eventKind int
 
@@ -92,10 +119,17 @@ func (k sharedSink) Notify(method string, result json.RawMessage) {
 func (k sharedSink) Lost(error) { k.s.enqueue(sharedEvent{kind: evLost, gen: k.gen}) }
 
 func (s *sharedSub) enqueue(ev sharedEvent) {
+	if ev.kind != evCheck && ev.gen < s.floor.Load() {
+		return // from an upstream subscription already given up
+	}
 	s.qmu.Lock()
 	if len(s.queue) >= sharedQueue {
+		warn := !s.queueFull
+		s.queueFull = true
 		s.qmu.Unlock()
-		s.m.log.Warn("shared subscription queue full; notification dropped", zap.String("subscription", s.fam.Name))
+		if warn {
+			s.m.log.Warn("shared subscription queue full; notifications dropped until it drains", zap.String("subscription", s.fam.Name))
+		}
 		return
 	}
 	s.queue = append(s.queue, ev)
@@ -112,6 +146,7 @@ func (s *sharedSub) dequeue() []sharedEvent {
 	defer s.qmu.Unlock()
 	evs := s.queue
 	s.queue = nil
+	s.queueFull = false
 	return evs
 }
 
@@ -249,7 +284,9 @@ func (s *sharedSub) node() *suber.Node {
 	return s.up.Node()
 }
 
-// run is the worker: open, then apply events until stopped.
+// run is the worker: open, then apply events until stopped. When the
+// node is lost or stops being ready, it keeps draining events while it
+// waits for another ready node, so nothing piles up meanwhile.
 func (s *sharedSub) run() {
 	defer close(s.done)
 	err := s.open(s.m.ctx)
@@ -266,24 +303,57 @@ func (s *sharedSub) run() {
 		s.m.mu.Unlock()
 		return
 	}
+	var (
+		why     string // set while the subscription has no node
+		backoff time.Duration
+		retry   <-chan time.Time
+		changes <-chan struct{}
+	)
 	for {
+		attempt := false
 		select {
 		case <-s.wake:
 			for _, ev := range s.dequeue() {
-				s.handle(ev)
+				if lost, pause := s.handle(ev); lost != "" && why == "" {
+					why, backoff = lost, 50*time.Millisecond
+					if pause {
+						// Lost right after opening (a node ending it on
+						// purpose, or one that keeps failing): wait a little.
+						retry, changes = time.After(time.Second), nil
+					} else {
+						attempt = true
+					}
+				}
 			}
+		case <-retry:
+			attempt = true
+		case <-changes:
+			attempt = true
 		case <-s.stop:
 			s.release()
 			return
 		}
+		if !attempt || why == "" {
+			continue
+		}
+		changes = s.m.up.Changes()
+		if err := s.open(s.m.ctx); err != nil {
+			retry = time.After(backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		s.m.log.Info("shared subscription moved", zap.String("subscription", s.fam.Name), zap.String("reason", why), zap.Stringer("node", s.node()))
+		why, retry, changes = "", nil, nil
 	}
 }
 
 // open subscribes on a ready node and makes it current.
 func (s *sharedSub) open(ctx context.Context) error {
 	s.mu.Lock()
-	gen := s.gen + 1
+	s.nextGen++
+	gen := s.nextGen
 	s.mu.Unlock()
+	s.floor.Store(gen)
 	ctx, cancel := context.WithTimeout(ctx, s.m.opts.CallTimeout)
 	defer cancel()
 	up, err := s.m.up.Subscribe(ctx, s.fam.Subscribe, s.params, s.fam.Unsubscribe, sharedSink{s: s, gen: gen})
@@ -294,11 +364,28 @@ func (s *sharedSub) open(ctx context.Context) error {
 	old := s.up
 	s.up, s.gen, s.openedAt = up, gen, time.Now()
 	s.moved = s.last != nil
+	s.catchingUp = s.fam.Name == "storage" && s.stBlock != nil
 	s.mu.Unlock()
 	if old != nil {
 		s.m.background(func() { s.m.unsubscribe(old) })
 	}
 	return nil
+}
+
+// detach drops the current upstream subscription: its events are ignored
+// from here on, and one on a node still connected is released.
+func (s *sharedSub) detach(unsubscribe bool) {
+	s.mu.Lock()
+	old := s.up
+	s.up, s.gen = nil, 0
+	s.floor.Store(s.nextGen + 1)
+	if old != nil {
+		s.leftBest = old.Node().Health().Best
+	}
+	s.mu.Unlock()
+	if old != nil && unsubscribe {
+		s.m.background(func() { s.m.unsubscribe(old) })
+	}
 }
 
 func (s *sharedSub) release() {
@@ -311,9 +398,11 @@ func (s *sharedSub) release() {
 	}
 }
 
-func (s *sharedSub) handle(ev sharedEvent) {
+// handle applies one event. When the subscription loses its node it
+// returns why, and whether to pause before reopening it.
+func (s *sharedSub) handle(ev sharedEvent) (lost string, pause bool) {
 	s.mu.Lock()
-	current := ev.gen == s.gen
+	current := s.gen != 0 && ev.gen == s.gen
 	s.mu.Unlock()
 	switch ev.kind {
 	case evNotify:
@@ -323,52 +412,18 @@ func (s *sharedSub) handle(ev sharedEvent) {
 	case evLost:
 		if current {
 			s.mu.Lock()
-			s.up = nil
 			recent := time.Since(s.openedAt) < time.Second
 			s.mu.Unlock()
-			if recent {
-				// Lost right after opening (a node ending it on purpose, or
-				// one that keeps failing): pause before trying again.
-				select {
-				case <-s.stop:
-					return
-				case <-time.After(time.Second):
-				}
-			}
-			s.resume("connection lost")
+			s.detach(false)
+			return "connection lost", recent
 		}
 	case evCheck:
 		if n := s.node(); n != nil && !s.m.up.Ready(n) {
-			s.resume("node no longer ready")
+			s.detach(true)
+			return "node no longer ready", false
 		}
 	}
-}
-
-// resume re-opens the subscription on a ready node, waiting for one as
-// long as it takes; clients stay subscribed meanwhile.
-func (s *sharedSub) resume(why string) {
-	backoff := 50 * time.Millisecond
-	for {
-		select {
-		case <-s.stop:
-			return
-		default:
-		}
-		changes := s.m.up.Changes()
-		if err := s.open(s.m.ctx); err == nil {
-			s.m.log.Info("shared subscription moved", zap.String("subscription", s.fam.Name), zap.String("reason", why), zap.Stringer("node", s.node()))
-			return
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-s.m.ctx.Done():
-			return
-		case <-changes:
-		case <-time.After(backoff):
-			backoff = min(backoff*2, 5*time.Second)
-		}
-	}
+	return "", false
 }
 
 // apply turns one upstream notification into what clients receive.
@@ -392,18 +447,41 @@ func (s *sharedSub) apply(method string, result json.RawMessage) {
 		s.mu.Lock()
 		s.lastNum, s.haveNum = num, true
 		s.mu.Unlock()
-	case "runtimeVersion", "allHeads":
+	case "runtimeVersion":
 		s.mu.Lock()
 		same := bytes.Equal(result, s.last)
 		// The first value from a node switched to is its current one: a
 		// node behind the others may still run the runtime clients left.
-		older := s.fam.Name == "runtimeVersion" && s.moved && specOf(result) < specOf(s.last)
+		older := s.moved && specOf(result) < specOf(s.last)
 		s.moved = false
 		s.mu.Unlock()
 		if same || older {
 			return
 		}
+	case "allHeads":
+		// Forks make numbers repeat, so heads are told apart by content;
+		// the first header of a node switched to is its best, which
+		// clients already have unless it is past every number they saw.
+		num, numOK := suber.HeaderNumber(result)
+		h := maphash.Bytes(headSeed, result)
+		s.mu.Lock()
+		skip := slices.Contains(s.recent[:], h) || (s.moved && numOK && s.haveNum && num <= s.lastNum)
+		s.moved = false
+		if !skip {
+			s.recent[s.recentAt] = h
+			s.recentAt = (s.recentAt + 1) % recentHeads
+			if numOK && (!s.haveNum || num > s.lastNum) {
+				s.lastNum, s.haveNum = num, true
+			}
+		}
+		s.mu.Unlock()
+		if skip {
+			return
+		}
 	case "storage":
+		if !s.pastLeftBlock(result) {
+			return
+		}
 		filtered, changed := s.applyStorage(result)
 		if !changed {
 			return
@@ -442,6 +520,8 @@ func (s *sharedSub) fillFinalized(method string, last, next uint64) {
 	from := last + 1
 	if next-from > maxGapFill {
 		from = next - maxGapFill
+		s.m.log.Warn("finalized head gap too long to fill; clients skip some numbers",
+			zap.Uint64("last_sent", last), zap.Uint64("next", next), zap.Uint64("filled_from", from))
 	}
 	for n := from; n < next; n++ {
 		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
@@ -468,8 +548,14 @@ type storageChange struct {
 }
 
 // applyStorage keeps the current value of each key and drops changes
-// that repeat it (what a new node sends first after a switch).
+// that repeat it (what a new node sends first after a switch). A
+// subscription to all keys keeps nothing: any key may change, so holding
+// values would grow without bound, and a node sends such a subscriber no
+// current values to repeat.
 func (s *sharedSub) applyStorage(result json.RawMessage) (json.RawMessage, bool) {
+	if s.allKeys() {
+		return result, true
+	}
 	var sc storageChange
 	if err := json.Unmarshal(result, &sc); err != nil {
 		return result, true
@@ -507,10 +593,54 @@ func (s *sharedSub) applyStorage(result json.RawMessage) (json.RawMessage, bool)
 	return out, true
 }
 
+func (s *sharedSub) allKeys() bool { return len(s.params) <= 2 }
+
+// pastLeftBlock reports whether a storage change may go to clients. After
+// a switch to a node behind the one left, changes about blocks older than
+// what clients have are dropped; the first change about a block as new or
+// newer ends the catch-up (at the same block, the values are compared as
+// usual). Block numbers come from the new node.
+func (s *sharedSub) pastLeftBlock(result json.RawMessage) bool {
+	s.mu.Lock()
+	catchingUp, up, sent, leftBest := s.catchingUp, s.up, s.stBlock, s.leftBest
+	s.mu.Unlock()
+	if !catchingUp || up == nil || s.allKeys() {
+		return true
+	}
+	var sc storageChange
+	if json.Unmarshal(result, &sc) != nil || len(sc.Block) == 0 {
+		return true
+	}
+	// What clients have: the block of the last change sent, if the new
+	// node knows it, else the best head of the node left.
+	have := leftBest
+	if n, ok := s.blockNumber(up, sent); ok {
+		have = n
+	}
+	n, ok := s.blockNumber(up, sc.Block)
+	if ok && n < have {
+		return false
+	}
+	s.mu.Lock()
+	s.catchingUp = false
+	s.mu.Unlock()
+	return true
+}
+
+func (s *sharedSub) blockNumber(up *suber.Subscription, hash json.RawMessage) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
+	defer cancel()
+	header, err := up.Call(ctx, "chain_getHeader", json.RawMessage("["+string(hash)+"]"))
+	if err != nil {
+		return 0, false
+	}
+	return suber.HeaderNumber(header)
+}
+
 // storageReplayLocked is the current value of every watched key, shaped
 // as a notification. Subscriptions to all keys have nothing to replay.
 func (s *sharedSub) storageReplayLocked() json.RawMessage {
-	if s.stBlock == nil || len(s.storage) == 0 || len(s.params) <= 2 {
+	if s.stBlock == nil || len(s.storage) == 0 || s.allKeys() {
 		return nil
 	}
 	keys := make([]string, 0, len(s.storage))
