@@ -3,9 +3,9 @@ package matcher
 import (
 	"bytes"
 	"context"
-	"hash/maphash"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
