@@ -201,7 +201,8 @@ func TestGatewayCacheReloadAndStop(t *testing.T) {
 
 func TestGatewayStalledSuducerGoesToTheNode(t *testing.T) {
 	node := fakenode.Start(t)
-	gw := testgw.Start(t, cachedGlobal(node.URL(), "\t\t\trefresh 50ms"), "\telara_rpc")
+	// Latest entries may go 3 refresh periods (3s) without a refresh.
+	gw := testgw.Start(t, cachedGlobal(node.URL(), "\t\t\trefresh 1s"), "\telara_rpc")
 	url := gw.HTTP("/dev")
 	cachedNow := func() bool {
 		testgw.PostCall(t, url, "system_syncState", nil)
@@ -209,15 +210,27 @@ func TestGatewayStalledSuducerGoesToTheNode(t *testing.T) {
 		testgw.PostCall(t, url, "system_syncState", nil)
 		return node.Calls("system_syncState") == before
 	}
-	eventually(t, func() string {
-		if !cachedNow() {
-			return "system_syncState never cached"
-		}
-		return ""
-	})
+	// cachedAfterNewHeads makes a block now and then (the suducer refreshes
+	// on new heads) until the latest entries are served from the cache.
+	cachedAfterNewHeads := func(msg string) {
+		t.Helper()
+		var lastBlock time.Time
+		eventually(t, func() string {
+			if time.Since(lastBlock) > 500*time.Millisecond {
+				node.Chain().NewBlock()
+				lastBlock = time.Now()
+			}
+			if !cachedNow() {
+				return msg
+			}
+			return ""
+		})
+	}
+	cachedAfterNewHeads("system_syncState never cached")
 	// The suducer's first call of every refresh now hangs: it stalls.
 	node.SetDrop("chain_getBlockHash", true)
 	node.SetDrop("chain_getFinalizedHead", true)
+	node.Chain().NewBlockFinalized()
 	eventually(t, func() string {
 		if cachedNow() {
 			return "stale latest entries still served"
@@ -230,12 +243,40 @@ func TestGatewayStalledSuducerGoesToTheNode(t *testing.T) {
 	}
 	node.SetDrop("chain_getBlockHash", false)
 	node.SetDrop("chain_getFinalizedHead", false)
+	cachedAfterNewHeads("cache not used again after the suducer recovered")
+}
+
+// A chain that makes no blocks: with its head subscription working, the
+// suducer does not poll, and latest calls go to a node once the entries
+// are older than 3 refresh periods.
+func TestGatewaySuducerDoesNotPollWhileSubscribed(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, cachedGlobal(node.URL(), "\t\t\trefresh 200ms"), "\telara_rpc")
+	url := gw.HTTP("/dev")
 	eventually(t, func() string {
-		if !cachedNow() {
-			return "cache not used again after the suducer recovered"
+		if node.ActiveSubscriptions("chain_subscribeNewHeads") < 1 || node.ActiveSubscriptions("chain_subscribeFinalizedHeads") < 1 {
+			return "suducer did not subscribe"
 		}
 		return ""
 	})
+	node.Chain().NewBlock()
+	eventually(t, func() string {
+		if node.Calls("system_syncState") == 0 {
+			return "suducer did not refresh on the new head"
+		}
+		return ""
+	})
+	time.Sleep(100 * time.Millisecond) // the refresh's calls land
+	polls := node.Calls("chain_getBlockHash") + node.Calls("system_syncState")
+	time.Sleep(time.Second) // five refresh periods without a block
+	if got := node.Calls("chain_getBlockHash") + node.Calls("system_syncState"); got != polls {
+		t.Fatalf("the suducer polled %d times while its head subscription worked", got-polls)
+	}
+	before := node.Calls("system_syncState")
+	testgw.PostCall(t, url, "system_syncState", nil)
+	if node.Calls("system_syncState") != before+1 {
+		t.Fatal("an answer older than 3 refresh periods came from the cache")
+	}
 }
 
 // caddyBin returns a Caddy binary with the plugin: ELARA_CADDY_BIN, or

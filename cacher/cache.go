@@ -194,12 +194,30 @@ func (c *Cache) Call(ctx context.Context, method string, params json.RawMessage)
 			return v, nil
 		}
 		c.metrics.miss(c.opts.Name, p.label)
+		return c.uncached(ctx, method, params)
 	case planKeyed:
 		return c.keyed(ctx, method, params, p)
 	case planMiss:
 		c.metrics.miss(c.opts.Name, p.label)
+		return c.uncached(ctx, method, params)
 	}
 	return c.up.Call(ctx, method, params)
+}
+
+// passFlightKey starts the flight keys of misses answered but not stored.
+const passFlightKey = "\x00pass:"
+
+// uncached answers a cacheable call that cannot be cached now (no fresh
+// latest entry, head or runtime not known yet) from a node, once for all
+// concurrent identical calls: after a stall every client asks at once.
+func (c *Cache) uncached(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	v, err := c.flight.do(ctx, passFlightKey+method+"\x00"+string(params), c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
+		return c.up.Call(fctx, method, params)
+	})
+	if errors.Is(err, errClosed) {
+		return c.up.Call(ctx, method, params)
+	}
+	return v, err
 }
 
 func (c *Cache) keyed(ctx context.Context, method string, params json.RawMessage, p plan) (json.RawMessage, error) {
@@ -247,13 +265,18 @@ const codeClientError = 4003
 // identical misses, and stores a cacheable result.
 func (c *Cache) fill(ctx context.Context, method string, p plan) (json.RawMessage, error) {
 	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
-		v, err := c.up.Call(fctx, method, p.upParams)
-		if err == nil && cacheable(v) {
-			// A store error is a miss for the next caller, nothing more.
-			_ = c.store.Set(fctx, p.key, v, SetOptions{TTL: p.ttl, Chain: c.opts.Name, Method: p.label, Share: c.rules.Share(method)})
-		}
-		return v, err
+		return c.fetch(fctx, method, p)
 	})
+}
+
+// fetch makes one upstream call for p and stores a cacheable result. A
+// store error is a miss for the next caller, nothing more.
+func (c *Cache) fetch(ctx context.Context, method string, p plan) (json.RawMessage, error) {
+	v, err := c.up.Call(ctx, method, p.upParams)
+	if err == nil && cacheable(v) {
+		_ = c.store.Set(ctx, p.key, v, SetOptions{TTL: p.ttl, Chain: c.opts.Name, Method: p.label, Share: c.rules.Share(method)})
+	}
+	return v, err
 }
 
 // cacheable excludes null: the data may appear later (a block not yet
@@ -320,6 +343,14 @@ func (c *Cache) setLatestLocked(name string, v json.RawMessage, at time.Time) {
 		c.metrics.stored(c.opts.Name, name, 0, int64(len(v)-len(old.value)))
 	} else {
 		c.metrics.stored(c.opts.Name, name, 1, int64(len(v)))
+	}
+}
+
+// dropLatestLocked forgets a latest entry. Called with c.mu held.
+func (c *Cache) dropLatestLocked(name string) {
+	if old, had := c.latest[name]; had {
+		delete(c.latest, name)
+		c.metrics.stored(c.opts.Name, name, -1, -int64(len(old.value)))
 	}
 }
 
@@ -395,10 +426,9 @@ func (c *Cache) Close() error {
 	defer c.mu.Unlock()
 	if !c.closed {
 		c.closed = true
-		for name, e := range c.latest {
-			c.metrics.stored(c.opts.Name, name, -1, -int64(len(e.value)))
+		for name := range c.latest {
+			c.dropLatestLocked(name)
 		}
-		c.latest = map[string]latestEntry{}
 	}
 	return nil
 }

@@ -98,6 +98,9 @@ func TestCachedCallsDoNotReachTheNode(t *testing.T) {
 		{"latest block", "chain_getBlock", "", true},
 		{"sync state", "system_syncState", "", true},
 		{"block at hash", "chain_getBlock", "[" + q(fin.Hash) + "]", true},
+		{"runtime call at hash", "state_call", `["Core_version","0x",` + q(fin.Hash) + "]", true},
+		{"child keys at hash", "childstate_getKeys", `["0x636869","0x",` + q(fin.Hash) + "]", true},
+		{"child keys paged at hash", "childstate_getKeysPaged", `["0x636869","0x",10,null,` + q(fin.Hash) + "]", true},
 
 		{"null result", "state_getStorage", `["0xdead"]`, false},
 		{"error result", "state_getStorage", `["nothex","0x` + strings.Repeat("11", 32) + `"]`, false},
@@ -176,6 +179,48 @@ func TestSingleFlight(t *testing.T) {
 	}
 }
 
+// Latest calls that cannot be answered from the cache (entries stale
+// after a stall) still make one upstream call for all concurrent ones.
+func TestSingleFlightForStaleLatest(t *testing.T) {
+	env := startCache(t, nil)
+	env.clock.Advance(10 * time.Second) // every latest entry is stale now
+	release := make(chan struct{})
+	env.node.Handle("system_syncState", func(json.RawMessage) (any, *fakenode.Error) {
+		<-release
+		return map[string]int{"startingBlock": 0, "currentBlock": 7, "highestBlock": 7}, nil
+	})
+	key := passFlightKey + "system_syncState\x00"
+	const n = 100
+	var wg sync.WaitGroup
+	results := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := env.cache.Call(context.Background(), "system_syncState", nil)
+			results[i] = fmt.Sprintf("%s %v", v, err)
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for env.cache.flight.waiting(key) != n-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d callers joined", env.cache.flight.waiting(key))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := env.node.Calls("system_syncState")
+	close(release)
+	wg.Wait()
+	if got := env.node.Calls("system_syncState"); got != before {
+		t.Fatalf("the shared call was followed by %d more", got-before)
+	}
+	for i, r := range results {
+		if r != `{"currentBlock":7,"highestBlock":7,"startingBlock":0} <nil>` {
+			t.Fatalf("caller %d got %s", i, r)
+		}
+	}
+}
+
 func TestNewHeadRefreshesLatest(t *testing.T) {
 	env := startCache(t, nil)
 	ch := env.node.Chain()
@@ -232,7 +277,7 @@ func TestRuntimeUpgrade(t *testing.T) {
 }
 
 func TestReconnectRefreshesConstants(t *testing.T) {
-	env := startCache(t, nil)
+	env := startCache(t, func(o *Options) { o.Refresh = time.Hour })
 	if got := env.call(t, "system_version", ""); string(got) != `"1.0.0"` {
 		t.Fatalf("system_version %s", got)
 	}
@@ -240,16 +285,128 @@ func TestReconnectRefreshesConstants(t *testing.T) {
 	if got := env.call(t, "system_version", ""); string(got) != `"1.0.0"` {
 		t.Fatalf("system_version is not cached: %s", got)
 	}
-	env.clock.Advance(time.Second) // the constants are a refresh period old
 	env.node.DisconnectAll()
 	deadline := time.Now().Add(20 * time.Second)
 	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
 		if time.Now().After(deadline) {
 			t.Fatal("constants not refreshed after the upstream reconnected")
 		}
-		// Resubscribing backs off on the cache's clock.
+		// Resubscribing backs off on the cache's clock. The constants are
+		// refetched however recently they were fetched: the clock never
+		// gets near a refresh period (an hour here).
 		env.clock.Advance(100 * time.Millisecond)
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The latest block entry never lags the latest header: when the new
+// head's block cannot be read, the old one is not served for it.
+func TestLatestBlockNeverLagsTheHeader(t *testing.T) {
+	env := startCache(t, nil)
+	env.node.Handle("chain_getBlock", func(json.RawMessage) (any, *fakenode.Error) {
+		return nil, &fakenode.Error{Code: -32000, Message: "busy"}
+	})
+	b := env.node.Chain().NewBlock()
+	env.waitFor(t, "the new head", func(h Head) bool { return h.BestHash == b.Hash })
+	if got := env.call(t, "chain_getHeader", ""); !strings.Contains(string(got), b.Hash) && !strings.Contains(string(got), fmt.Sprintf(`"0x%x"`, b.Number)) {
+		t.Fatalf("latest header %s, want block %d", got, b.Number)
+	}
+	env.node.Handle("chain_getBlock", nil)
+	before := env.node.Calls("chain_getBlock")
+	got := env.call(t, "chain_getBlock", "")
+	if env.node.Calls("chain_getBlock") != before+1 || !strings.Contains(string(got), fmt.Sprintf(`"number":"0x%x"`, b.Number)) {
+		t.Fatalf("latest block %s did not come from the node for block %d", got, b.Number)
+	}
+}
+
+func TestMethodOverrides(t *testing.T) {
+	cases := []struct {
+		name      string
+		overrides map[string]Override
+		method    string
+		params    func(fin fakenode.Header) string
+		// cachedFor is how long answers are served from the cache; 0: never.
+		cachedFor time.Duration
+	}{
+		{"nocache", map[string]Override{"state_getStorage": {NoCache: true}},
+			"state_getStorage", func(fin fakenode.Header) string { return `["` + storageKey + `","` + fin.Hash + `"]` }, 0},
+		{"ttl of a known method", map[string]Override{"state_getStorage": {TTL: 10 * time.Second}},
+			"state_getStorage", func(fin fakenode.Header) string { return `["` + storageKey + `","` + fin.Hash + `"]` }, 10 * time.Second},
+		{"ttl makes a method cacheable", map[string]Override{"custom_answer": {TTL: 5 * time.Second}},
+			"custom_answer", func(fakenode.Header) string { return `[1]` }, 5 * time.Second},
+		{"unknown method without ttl", nil,
+			"custom_answer", func(fakenode.Header) string { return `[1]` }, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startCache(t, func(o *Options) {
+				rules, err := NewRules(tc.overrides, 0, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Rules = rules
+			})
+			env.node.Handle("custom_answer", func(json.RawMessage) (any, *fakenode.Error) { return "42", nil })
+			prepare(t, env)
+			params := tc.params(env.node.Chain().Finalized())
+			env.call(t, tc.method, params)
+			before := env.node.Calls(tc.method)
+			env.call(t, tc.method, params)
+			if reached := env.node.Calls(tc.method) - before; (reached == 0) != (tc.cachedFor > 0) {
+				t.Fatalf("repeated call reached the node %d times (cached for %v)", reached, tc.cachedFor)
+			}
+			if tc.cachedFor == 0 {
+				return
+			}
+			env.clock.Advance(tc.cachedFor - time.Millisecond)
+			env.call(t, tc.method, params)
+			if env.node.Calls(tc.method) != before {
+				t.Fatal("expired before its ttl")
+			}
+			env.clock.Advance(time.Millisecond)
+			env.call(t, tc.method, params)
+			if env.node.Calls(tc.method) != before+1 {
+				t.Fatal("served after its ttl")
+			}
+		})
+	}
+}
+
+// A method's share bounds what one chain's entries of it may take of the
+// memory store, so one busy method cannot push the others out.
+func TestMethodShareBoundsItsEntries(t *testing.T) {
+	const max = 1 << 20
+	env := startCache(t, func(o *Options) {
+		rules, err := NewRules(map[string]Override{"state_getStorage": {Share: 0.05}}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Rules = rules
+		o.Store = NewMemoryStore(max, o.Clock, nil)
+	})
+	store := env.cache.store.(*MemoryStore)
+	big := strings.Repeat("ab", 4<<10) // 8 KiB values
+	env.node.Handle("state_getStorage", func(json.RawMessage) (any, *fakenode.Error) { return "0x" + big, nil })
+	fin := env.node.Chain().Finalized()
+	for i := range 100 {
+		env.call(t, "state_getStorage", fmt.Sprintf(`["0x%04x","%s"]`, i, fin.Hash))
+	}
+	store.mu.Lock()
+	var used int64
+	entries := 0
+	for _, e := range store.items {
+		if e.group.method == "state_getStorage" {
+			used += e.size
+			entries++
+		}
+	}
+	store.mu.Unlock()
+	if used > max*5/100 || entries == 0 {
+		t.Fatalf("state_getStorage holds %d bytes in %d entries, want at most 5%% of %d", used, entries, max)
+	}
+	// The runtime constants, stored earlier, are still there.
+	if !env.constantsReady() {
+		t.Fatal("constants were evicted by another method's entries")
 	}
 }
 
@@ -376,6 +533,28 @@ func TestEntryTTLs(t *testing.T) {
 				t.Fatalf("ttl %v, want %v", got, tc.ttl)
 			}
 		})
+	}
+}
+
+// Stop waits for the suducer's own upstream calls: none outlives it, even
+// one it was waiting on (a slow metadata fetch after a runtime upgrade).
+func TestStopEndsTheSuducersCalls(t *testing.T) {
+	env := startCache(t, nil)
+	env.node.SetDelay("state_getMetadata", 5*time.Second)
+	chain := env.node.Chain()
+	before := env.node.Calls("state_getMetadata")
+	chain.SetRuntimeVersion(chain.SpecVersion() + 1)
+	chain.NewBlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for env.node.Calls("state_getMetadata") == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the suducer did not refetch metadata after the upgrade")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	env.cache.Stop()
+	if n, stacks := cacheGoroutines(); n != 0 {
+		t.Fatalf("%d goroutines of the cache survive Stop:\n%s", n, stacks)
 	}
 }
 

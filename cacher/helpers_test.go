@@ -251,6 +251,29 @@ func countGoroutines() int {
 	return strings.Count(string(buf), "cacher.(*Cache).run(") + strings.Count(string(buf), "cacher.(*Cache).follow(")
 }
 
+// cacheGoroutines counts goroutines running methods of this package's
+// types (the cache, its flights and stores), other than tests.
+func cacheGoroutines() (int, string) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "elara/cacher.(*") && !strings.Contains(g, "testing.tRunner") {
+			count++
+			found = append(found, g)
+		}
+	}
+	return count, strings.Join(found, "\n\n")
+}
+
 // waitNoGoroutines waits for the loops to finish exiting (Stop has
 // already waited for them to return).
 func waitNoGoroutines(t *testing.T) {

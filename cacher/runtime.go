@@ -111,19 +111,23 @@ func (c *Cache) callKnown(ctx context.Context, method string, params json.RawMes
 
 // anchorFor returns a block hash known to run spec's runtime, searching
 // the nodes' best blocks when none is known or the known one is old (a
-// node may prune its state).
+// node may prune its state). Concurrent searches share one.
 func (c *Cache) anchorFor(ctx context.Context, spec string) (string, error) {
-	c.mu.RLock()
-	a := c.anchor
-	c.mu.RUnlock()
-	if a.spec == spec && c.fresh(a.at) {
-		return a.hash, nil
+	if hash, ok := c.knownAnchor(spec); ok {
+		return hash, nil
 	}
 	v, err := c.flight.do(ctx, anchorFlightKey+spec, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
 		hash, err := c.findAnchor(fctx, spec)
 		return json.RawMessage(hash), err
 	})
 	return string(v), err
+}
+
+func (c *Cache) knownAnchor(spec string) (string, bool) {
+	c.mu.RLock()
+	a := c.anchor
+	c.mu.RUnlock()
+	return a.hash, a.spec == spec && c.fresh(a.at)
 }
 
 func (c *Cache) findAnchor(ctx context.Context, spec string) (string, error) {
@@ -169,30 +173,36 @@ func (c *Cache) findAnchor(ctx context.Context, spec string) (string, error) {
 }
 
 // fillRuntime fills a runtime constant's miss: the upstream call is made
-// at an anchor of the key's spec version, and a runtime version is stored
-// only if it has that spec version.
+// at an anchor of the key's spec version, once for all concurrent misses.
 func (c *Cache) fillRuntime(ctx context.Context, method string, p plan) (json.RawMessage, error) {
 	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
 		hash, err := c.anchorFor(fctx, p.runtime)
 		if err != nil {
 			return nil, err
 		}
-		v, err := c.callKnown(fctx, method, joinParams(withHash(nil, p.hashPos, hash)))
-		if err != nil || !cacheable(v) {
-			return v, err
-		}
-		if s, ok := specVersion(v); isRuntimeVersionMethod(method) && (!ok || s != p.runtime) {
-			// A reorg put the anchor under another runtime: find another.
-			c.mu.Lock()
-			if c.anchor.hash == hash {
-				c.anchor = runtimeAnchor{}
-			}
-			c.mu.Unlock()
-			return nil, errNoAnchor
-		}
-		_ = c.store.Set(fctx, p.key, v, SetOptions{TTL: p.ttl, Chain: c.opts.Name, Method: p.label, Share: c.rules.Share(method)})
-		return v, nil
+		return c.fetchRuntime(fctx, method, p, hash)
 	})
+}
+
+// fetchRuntime makes a runtime constant's call at anchor, a block running
+// the key's spec version, and stores the answer; a runtime version is
+// stored only if it has that spec version.
+func (c *Cache) fetchRuntime(ctx context.Context, method string, p plan, anchor string) (json.RawMessage, error) {
+	v, err := c.callKnown(ctx, method, joinParams(withHash(nil, p.hashPos, anchor)))
+	if err != nil || !cacheable(v) {
+		return v, err
+	}
+	if s, ok := specVersion(v); isRuntimeVersionMethod(method) && (!ok || s != p.runtime) {
+		// A reorg put the anchor under another runtime: find another.
+		c.mu.Lock()
+		if c.anchor.hash == anchor {
+			c.anchor = runtimeAnchor{}
+		}
+		c.mu.Unlock()
+		return nil, errNoAnchor
+	}
+	_ = c.store.Set(ctx, p.key, v, SetOptions{TTL: p.ttl, Chain: c.opts.Name, Method: p.label, Share: c.rules.Share(method)})
+	return v, nil
 }
 
 func isRuntimeVersionMethod(method string) bool {
@@ -224,10 +234,14 @@ func (c *Cache) checkGenesis(ctx context.Context, spec string) {
 		c.anchor = runtimeAnchor{}
 		c.constSpec = ""
 		c.best, c.final = head{}, head{}
+		// The old chain's latest answers are not this chain's.
+		for name := range c.latest {
+			c.dropLatestLocked(name)
+		}
 	}
 	c.mu.Unlock()
 	if ce := c.log.Check(zap.WarnLevel, "chain genesis changed"); ce != nil {
-		ce.Write(zap.String("chain", c.opts.Name), zap.String("genesis", hash), zap.String("spec_version", spec))
+		ce.Write(zap.String("genesis", hash), zap.String("spec_version", spec))
 	}
 }
 

@@ -19,8 +19,7 @@ import (
 // heads and runtime versions through upstream subscriptions, refreshes the
 // latest entries on every new head, switches constants to the new spec
 // version on a runtime upgrade and refreshes them after a reconnect. It
-// polls only what the subscriptions leave quiet for a refresh period, so
-// with working subscriptions and a producing chain it never polls at all.
+// polls every refresh period only what has no working subscription.
 
 // Events the loop reacts to.
 const (
@@ -28,6 +27,7 @@ const (
 	evFinalized                       // a new finalized head
 	evRuntime                         // a runtime version notification: refresh constants
 	evRuntimeCheck                    // no runtime subscription: check the version
+	evReconnect                       // the runtime subscription was re-opened: refetch constants
 )
 
 type followSpec struct {
@@ -92,10 +92,13 @@ func (c *Cache) quiet() uint32 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var ev uint32
-	if c.best.at.IsZero() || now.Sub(c.best.at) >= c.opts.Refresh {
+	// With its head subscription up, a head is refreshed when it changes
+	// and nothing is polled: on a chain that makes no blocks the latest
+	// entries grow stale and calls go to a node until the next block.
+	if !c.subscribed[0].Load() && (c.best.at.IsZero() || now.Sub(c.best.at) >= c.opts.Refresh) {
 		ev |= evBest
 	}
-	if c.final.at.IsZero() || now.Sub(c.final.at) >= c.opts.Refresh {
+	if !c.subscribed[1].Load() && (c.final.at.IsZero() || now.Sub(c.final.at) >= c.opts.Refresh) {
 		ev |= evFinalized
 	}
 	// Also while the constants of the known version wait for a block of
@@ -117,8 +120,8 @@ func (c *Cache) work(ctx context.Context, ev uint32) {
 	if ev&evFinalized != 0 {
 		c.refreshFinalized(ctx)
 	}
-	if ev&(evRuntime|evRuntimeCheck) != 0 {
-		c.refreshRuntime(ctx, ev&evRuntime != 0)
+	if ev&(evRuntime|evRuntimeCheck|evReconnect) != 0 {
+		c.refreshRuntime(ctx, ev&evRuntime != 0, ev&evReconnect != 0)
 	}
 }
 
@@ -196,6 +199,9 @@ func (c *Cache) refreshBest(ctx context.Context) {
 		c.setLatestLocked("chain_getHeader", header, now)
 		if block != nil {
 			c.setLatestLocked("chain_getBlock", block, now)
+		} else {
+			// The previous head's block must not pass for this one's.
+			c.dropLatestLocked("chain_getBlock")
 		}
 	}
 	if health != nil {
@@ -244,11 +250,10 @@ func (c *Cache) refreshFinalized(ctx context.Context) {
 
 // refreshRuntime reads the runtime version. On a new version the
 // constants move to new keys; they are fetched at once, and also after a
-// notification that carries no change (a resubscription after a
-// reconnect: the node may have been upgraded). The version only goes up:
-// a node behind the others may still answer the old one after a
-// notification announced the new one.
-func (c *Cache) refreshRuntime(ctx context.Context, notified bool) {
+// reconnect (the node may have been restarted or upgraded). The version
+// only goes up: a node behind the others may still answer the old one
+// after a notification announced the new one.
+func (c *Cache) refreshRuntime(ctx context.Context, notified, reconnected bool) {
 	var read string
 	readOK := false
 	if v, err := c.call(ctx, "state_getRuntimeVersion", nil); err == nil {
@@ -265,7 +270,7 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified bool) {
 	spec, id := c.spec, c.id
 	// The first notification of a subscription repeats what a check just
 	// read (at start-up both happen): fetch the constants once.
-	due := spec != "" && id != "" && (spec != c.constSpec || (notified && now.Sub(c.constAt) >= c.opts.Refresh))
+	due := spec != "" && id != "" && (spec != c.constSpec || reconnected || (notified && now.Sub(c.constAt) >= c.opts.Refresh))
 	prevSpec, prevAt := c.constSpec, c.constAt
 	if due {
 		c.constSpec, c.constAt = spec, now
@@ -275,7 +280,7 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified bool) {
 		return
 	}
 	if ce := c.log.Check(zap.InfoLevel, "refreshing runtime constants"); ce != nil {
-		ce.Write(zap.String("chain", c.opts.Name), zap.String("spec_version", spec), zap.Bool("notified", notified))
+		ce.Write(zap.String("spec_version", spec), zap.Bool("notified", notified), zap.Bool("reconnected", reconnected))
 	}
 	if !c.refreshConstants(ctx, id, spec) {
 		// No block of the new runtime found yet: the next period retries
@@ -290,25 +295,34 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified bool) {
 
 // refreshConstants fetches the constants of spec's runtime into the store.
 // The runtime's own (metadata, version) are fetched at a block known to
-// run it; it reports false when no such block was found.
+// run it; it reports false when no such block was found. The calls are
+// the loop's own, not shared with clients' misses, so none outlives Stop.
 func (c *Cache) refreshConstants(ctx context.Context, id, spec string) bool {
-	_, anchorErr := c.anchorFor(ctx, spec)
+	anchor, anchored := c.knownAnchor(spec)
+	if !anchored {
+		actx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		var err error
+		anchor, err = c.findAnchor(actx, spec)
+		cancel()
+		anchored = err == nil
+	}
 	for _, m := range constantMethods {
 		rule := c.rules.Rule(m)
 		if rule.Class == ClassNone || ctx.Err() != nil {
 			continue
 		}
 		p := c.keyedPlan(c.rules.Label(m), buildKey(id, scopeRuntime+spec, m, emptyArray), emptyArray, false, c.rules.TTL(m, ClassConstant))
-		if rule.Class != ClassAtBlock {
-			_, _ = c.fill(ctx, m, p) // the node's constants
-			continue
-		}
-		if anchorErr == nil {
+		cctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		switch {
+		case rule.Class != ClassAtBlock:
+			_, _ = c.fetch(cctx, m, p) // the node's constants
+		case anchored:
 			p.runtime, p.hashPos = spec, rule.HashPos
-			_, _ = c.fillRuntime(ctx, m, p)
+			_, _ = c.fetchRuntime(cctx, m, p, anchor)
 		}
+		cancel()
 	}
-	return anchorErr == nil
+	return anchored
 }
 
 // follow holds one upstream subscription, re-opening it with backoff when
@@ -317,8 +331,8 @@ func (c *Cache) follow(ctx context.Context, i int) {
 	defer c.wg.Done()
 	f := follows[i]
 	backoff := followBackoffMin
-	for ctx.Err() == nil {
-		sink := &followSink{c: c, ev: f.event, lost: make(chan struct{})}
+	for opened := false; ctx.Err() == nil; {
+		sink := &followSink{c: c, ev: f.event, lost: make(chan struct{}), reopened: opened}
 		sctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
 		sub, err := c.up.Subscribe(sctx, f.method, nil, f.unsub, sink)
 		cancel()
@@ -327,7 +341,7 @@ func (c *Cache) follow(ctx context.Context, i int) {
 		}
 		if err != nil {
 			if ce := c.log.Check(zap.DebugLevel, "suducer subscription failed"); ce != nil {
-				ce.Write(zap.String("chain", c.opts.Name), zap.String("method", f.method), zap.Error(err))
+				ce.Write(zap.String("method", f.method), zap.Error(err))
 			}
 			select {
 			case <-ctx.Done():
@@ -338,6 +352,7 @@ func (c *Cache) follow(ctx context.Context, i int) {
 			continue
 		}
 		backoff = followBackoffMin
+		opened = true
 		c.subscribed[i].Store(true)
 		select {
 		case <-sink.lost:
@@ -361,9 +376,13 @@ type followSink struct {
 	lost chan struct{}
 	// notified is set after the first notification; guarded by c.mu.
 	notified bool
+	// reopened: the subscription replaces a lost one, so its node's
+	// connection was lost meanwhile.
+	reopened bool
 }
 
 func (s *followSink) Notify(_ string, result json.RawMessage) {
+	ev := s.ev
 	if s.ev == evRuntime {
 		// Switch keys at once: no constant of the old runtime is served
 		// from here on, even before the loop refetches them.
@@ -377,12 +396,15 @@ func (s *followSink) Notify(_ string, result json.RawMessage) {
 				s.c.setSpecLocked(spec)
 			} else {
 				s.c.raiseSpecLocked(spec)
+				if s.reopened {
+					ev |= evReconnect
+				}
 			}
 			s.notified = true
 			s.c.mu.Unlock()
 		}
 	}
-	s.c.signal(s.ev)
+	s.c.signal(ev)
 }
 
 func (s *followSink) Lost(error) { s.once.Do(func() { close(s.lost) }) }
