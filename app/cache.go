@@ -73,18 +73,28 @@ type MethodCacheConfig struct {
 	Share float64 `json:"share,omitempty"`
 }
 
-// RedisConfig is the app's Redis connection.
+// RedisConfig is the app's Redis connection: a single server, a Redis
+// Cluster or a master found through Sentinels.
 type RedisConfig struct {
-	// Addresses are host:port pairs: one for a single server, several for
-	// a Cluster, or the Sentinels when MasterName is set. Placeholders
-	// such as {env.REDIS_ADDR} are replaced.
+	// Addresses are host:port pairs: the server; or seed nodes of a
+	// Cluster (one is enough with Cluster set; several without it also
+	// mean a Cluster); or the Sentinels when MasterName is set.
+	// Placeholders such as {env.REDIS_ADDR} are replaced.
 	Addresses []string `json:"addresses,omitempty"`
-	// MasterName is the Sentinel master name; set it to use Sentinel.
+	// Cluster connects to a Redis Cluster, which discovers the other
+	// nodes from the addresses given, even a single one. It cannot be
+	// combined with MasterName.
+	Cluster bool `json:"cluster,omitempty"`
+	// MasterName is the name Sentinel knows the master by; set it to use
+	// Sentinel: Addresses are then the Sentinels, which tell where the
+	// master is (also after a failover).
 	MasterName string `json:"master_name,omitempty"`
 	// Username and Password authenticate (placeholders are replaced).
+	// With Sentinel they are the master's.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
-	// DB is the database number (single server and Sentinel only).
+	// DB is the database number (single server and Sentinel only: a
+	// Cluster has only database 0).
 	DB int `json:"db,omitempty"`
 	// Timeout bounds each Redis call; a slower Redis counts as down.
 	// Default: 100ms.
@@ -275,14 +285,8 @@ func (a *App) provisionChainCache(key string, c *Chain) error {
 // validateCache checks the cache and Redis configuration.
 func (a *App) validateCache() error {
 	if r := a.Redis; r != nil {
-		if len(r.Addresses) == 0 {
-			return fmt.Errorf("redis: at least one address is required")
-		}
-		if r.DB < 0 || r.PoolSize < 0 || r.Timeout < 0 || r.DialTimeout < 0 {
-			return fmt.Errorf("redis: db, pool_size and timeouts cannot be negative")
-		}
-		if r.DB != 0 && (len(r.Addresses) > 1 && r.MasterName == "") {
-			return fmt.Errorf("redis: a Cluster has no db other than 0")
+		if err := r.validate(); err != nil {
+			return err
 		}
 	}
 	cc := a.Cache
@@ -409,20 +413,50 @@ func (r *RedisConfig) replaced(repl *caddy.Replacer) *RedisConfig {
 	return &out
 }
 
-// client builds the go-redis client: a single server, a Cluster or a
-// Sentinel setup, by the number of addresses and the master name.
+// isCluster reports whether the config names a Redis Cluster: Cluster
+// set, or several addresses that are not Sentinels.
+func (r *RedisConfig) isCluster() bool {
+	return r.Cluster || (r.MasterName == "" && len(r.Addresses) > 1)
+}
+
+// validate checks the Redis settings on their own.
+func (r *RedisConfig) validate() error {
+	if len(r.Addresses) == 0 {
+		return fmt.Errorf("redis: at least one address is required")
+	}
+	if r.DB < 0 || r.PoolSize < 0 || r.Timeout < 0 || r.DialTimeout < 0 {
+		return fmt.Errorf("redis: db, pool_size and timeouts cannot be negative")
+	}
+	if r.Cluster && r.MasterName != "" {
+		return fmt.Errorf("redis: cluster and master_name (Sentinel) cannot be combined: " +
+			"use cluster for a Redis Cluster, or master_name with the Sentinels' addresses")
+	}
+	if r.DB != 0 && r.isCluster() {
+		return fmt.Errorf("redis: a Cluster has no db other than 0 (db %d)", r.DB)
+	}
+	return nil
+}
+
+// client builds the go-redis client: a Sentinel-backed one with a master
+// name, a Cluster client with Cluster (or several addresses), otherwise a
+// single server's.
 func (r *RedisConfig) client() (redis.UniversalClient, error) {
+	// Caddy provisions before it validates: the store is built from this.
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
 	for _, addr := range r.Addresses {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("redis address %q: %w", addr, err)
 		}
 	}
 	opts := &redis.UniversalOptions{
-		Addrs:      r.Addresses,
-		MasterName: r.MasterName,
-		Username:   r.Username,
-		Password:   r.Password,
-		DB:         r.DB,
+		Addrs:         r.Addresses,
+		MasterName:    r.MasterName,
+		IsClusterMode: r.isCluster(),
+		Username:      r.Username,
+		Password:      r.Password,
+		DB:            r.DB,
 		// The store bounds every call and skips Redis while it is down:
 		// retries would only make clients wait.
 		MaxRetries:            -1,

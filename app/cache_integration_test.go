@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,12 +147,16 @@ func TestGatewayCache(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		resp, err := http.Get(gw.HTTP("/metrics"))
-		if err != nil {
-			t.Fatal(err)
+		scrape := func() string {
+			resp, err := http.Get(gw.HTTP("/metrics"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return string(body)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		body := scrape()
 		for _, want := range []string{
 			`elara_cache_hits_total{chain="dev",method="state_getMetadata"}`,
 			`elara_cache_misses_total{chain="dev",method="state_getStorage"}`,
@@ -159,11 +164,76 @@ func TestGatewayCache(t *testing.T) {
 			`elara_cache_entries{chain="dev",method="state_getMetadata"}`,
 			`elara_cache_bytes{chain="dev",method="chain_getBlock"}`,
 		} {
-			if !strings.Contains(string(body), want) {
+			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
 		}
+		// The collectors are process-wide: only their moves are this test's.
+		series := func(name, method string) string {
+			return fmt.Sprintf(`elara_cache_%s{chain="dev",method=%q}`, name, method)
+		}
+		eventually(t, func() string { // until the call is a hit
+			before := scrape()
+			calls := node.Calls("state_getMetadata")
+			r := testgw.PostCall(t, url, "state_getMetadata", nil)
+			if node.Calls("state_getMetadata") != calls {
+				return "state_getMetadata not answered from the cache"
+			}
+			after := scrape()
+			if d := metricDelta(before, after, series("hits_total", "state_getMetadata")); d != 1 {
+				return fmt.Sprintf("a hit moved hits_total by %v", d)
+			}
+			if d := metricDelta(before, after, series("hit_bytes_total", "state_getMetadata")); d != float64(len(r.Result)) {
+				return fmt.Sprintf("a hit of %d bytes moved hit_bytes_total by %v", len(r.Result), d)
+			}
+			if d := metricDelta(before, after, series("misses_total", "state_getMetadata")); d != 0 {
+				return fmt.Sprintf("a hit moved misses_total by %v", d)
+			}
+			return ""
+		})
+		// A storage key nobody asked for: a miss, then one more entry.
+		ch.SetStorage("0x0999", "0x99")
+		ch.NewBlockFinalized()
+		params := []string{"0x0999", ch.Finalized().Hash}
+		before := scrape()
+		r := testgw.PostCall(t, url, "state_getStorage", params)
+		if string(r.Result) != `"0x99"` {
+			t.Fatalf("state_getStorage: %s", r.Raw)
+		}
+		after := scrape()
+		for _, m := range []struct {
+			name string
+			min  float64
+			max  float64
+		}{
+			{"misses_total", 1, 1},
+			{"hits_total", 0, 0},
+			{"entries", 1, 1},
+			{"bytes", float64(len(r.Result)), 1 << 20}, // the key and bookkeeping count too
+		} {
+			if d := metricDelta(before, after, series(m.name, "state_getStorage")); d < m.min || d > m.max {
+				t.Errorf("a miss moved %s by %v, want [%v, %v]", m.name, d, m.min, m.max)
+			}
+		}
 	})
+}
+
+// metricValue reads one series of a Prometheus text exposition; a series
+// not exposed (yet) is 0.
+func metricValue(body, series string) float64 {
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return 0
+}
+
+func metricDelta(before, after, series string) float64 {
+	return metricValue(after, series) - metricValue(before, series)
 }
 
 func TestGatewayCacheReloadAndStop(t *testing.T) {
@@ -591,4 +661,217 @@ func runtimeSpec(raw json.RawMessage) uint32 {
 	}
 	_ = json.Unmarshal(raw, &rv)
 	return rv.SpecVersion
+}
+
+// redisGlobal is cachedGlobal with the store in Redis.
+func redisGlobal(redis, url, cache string) string {
+	return redis + cachedGlobal(url, "\t\t\tstore redis\n"+cache)
+}
+
+// Every Redis topology the redis option offers stores and serves the
+// cache's entries: a single server, a Cluster known by one seed address
+// (its other node holds about half the keys, which a client that is not
+// a Cluster client cannot reach), and a master found through Sentinel.
+func TestGatewayCacheRedisTopologies(t *testing.T) {
+	cases := []struct {
+		name  string
+		start func(t *testing.T) (option string, data []*cachertest.Redis)
+	}{
+		{"single server", func(t *testing.T) (string, []*cachertest.Redis) {
+			rd := cachertest.StartRedis(t)
+			return fmt.Sprintf("\t\tredis %s\n", rd.Addr), []*cachertest.Redis{rd}
+		}},
+		{"cluster from one seed address", func(t *testing.T) (string, []*cachertest.Redis) {
+			nodes := cachertest.StartRedisCluster(t, 2)
+			return fmt.Sprintf("\t\tredis %s {\n\t\t\tcluster\n\t\t}\n", nodes[0].Addr), nodes
+		}},
+		{"sentinel", func(t *testing.T) (string, []*cachertest.Redis) {
+			s := cachertest.StartRedisSentinel(t)
+			return fmt.Sprintf("\t\tredis %s {\n\t\t\tmaster_name %s\n\t\t}\n", s.Addr, s.MasterName), []*cachertest.Redis{s.Master}
+		}},
+	}
+	const keys = 20
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			option, data := tc.start(t)
+			node := fakenode.Start(t)
+			ch := node.Chain()
+			for i := range keys {
+				ch.SetStorage(fmt.Sprintf("0x%04x", i), fmt.Sprintf("0x%02x", i))
+			}
+			ch.NewBlockFinalized()
+			fin := ch.Finalized().Hash
+			// A long retry_after: a client that cannot reach every key
+			// fails, opens the breaker, and only misses from then on.
+			gw := testgw.Start(t, redisGlobal(option, node.URL(), "\t\t\tretry_after 1h"), "\telara_rpc")
+			url := gw.HTTP("/dev")
+			call := func(i int) {
+				params := []string{fmt.Sprintf("0x%04x", i), fin}
+				if got, want := testgw.PostCall(t, url, "state_getStorage", params), fmt.Sprintf(`"0x%02x"`, i); string(got.Result) != want {
+					t.Fatalf("key %d: %s, want %s", i, got.Raw, want)
+				}
+			}
+			eventually(t, func() string { // the cache is ready once it knows the chain
+				call(0)
+				before := node.Calls("state_getStorage")
+				call(0)
+				if node.Calls("state_getStorage") != before {
+					return "a call asked twice reached the node twice"
+				}
+				return ""
+			})
+			for i := 1; i < keys; i++ {
+				call(i)
+			}
+			before := node.Calls("state_getStorage")
+			for i := range keys {
+				call(i)
+			}
+			if n := node.Calls("state_getStorage") - before; n != 0 {
+				t.Fatalf("%d of %d cached calls reached the node", n, keys)
+			}
+			for i, rd := range data {
+				if rd.DBSize(t) == 0 {
+					t.Fatalf("Redis %d of %d holds no entry", i+1, len(data))
+				}
+			}
+		})
+	}
+}
+
+// countLines counts the lines of a log file that contain s.
+func countLines(t *testing.T, file, s string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), s)
+}
+
+// Redis turns slow in the middle of traffic (its process stopped: it
+// keeps its connections and answers nothing): every client still gets
+// the node's answer, with no error, while Redis hangs; the outage is
+// logged once; once Redis answers again the cache uses it again.
+func TestGatewayCacheSlowRedis(t *testing.T) {
+	rd := cachertest.StartRedis(t)
+	node := fakenode.Start(t)
+	ch := node.Chain()
+	const keys = 20
+	for i := range keys {
+		ch.SetStorage(fmt.Sprintf("0x%04x", i), fmt.Sprintf("0x%02x", i))
+	}
+	ch.SetStorage("0x0100", "0x01")
+	ch.NewBlockFinalized()
+	fin := ch.Finalized().Hash
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	gw := &testgw.Gateway{Port: testgw.FreePort(t)}
+	// A generous Redis timeout: only the freeze below may count as an
+	// outage, not a moment of CPU starvation before or after it.
+	cfg := gw.Caddyfile(redisGlobal(fmt.Sprintf("\t\tredis %s {\n\t\t\ttimeout 1s\n\t\t}\n", rd.Addr), node.URL(), "\t\t\tretry_after 200ms"), "\telara_rpc")
+	cfg = strings.Replace(cfg, "level {$ELARA_TEST_LOG:ERROR}", "output file "+logFile+"\n\t\tformat json\n\t\tlevel INFO", 1)
+	testgw.Load(t, cfg)
+	t.Cleanup(func() { _ = caddy.Stop() })
+	url := gw.HTTP("/dev")
+	const (
+		outage   = `"msg":"redis cache unavailable`
+		recovery = `"msg":"redis cache available again"`
+	)
+	cachedNow := func(key string) bool {
+		params := []string{key, fin}
+		testgw.PostCall(t, url, "state_getStorage", params)
+		before := node.Calls("state_getStorage")
+		testgw.PostCall(t, url, "state_getStorage", params)
+		return node.Calls("state_getStorage") == before
+	}
+	eventually(t, func() string {
+		if !cachedNow("0x0000") {
+			return "the cache does not use Redis"
+		}
+		return ""
+	})
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	errs := make(chan string, 100)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := (w*7 + i) % keys
+				body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"state_getStorage","params":["0x%04x",%q]}`, i, k, fin)
+				resp, err := http.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				out, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var r testgw.Response
+				if want := fmt.Sprintf(`"0x%02x"`, k); json.Unmarshal(out, &r) != nil || r.Error != nil || string(r.Result) != want {
+					errs <- fmt.Sprintf("worker %d: %s, want %s", w, out, want)
+					return
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	waitAnswers := func(phase string, n int64) {
+		t.Helper()
+		mark := answered.Load()
+		eventually(t, func() string {
+			if answered.Load() < mark+n {
+				return fmt.Sprintf("%s: traffic stalled (%d calls answered)", phase, answered.Load()-mark)
+			}
+			return ""
+		})
+	}
+	waitAnswers("Redis working", 100)
+	outages, recoveries := countLines(t, logFile, outage), countLines(t, logFile, recovery)
+	rd.Freeze(t)
+	thawed := false
+	defer func() {
+		if !thawed {
+			rd.Thaw(t)
+		}
+	}()
+	// Redis answers nothing until Thaw: all these are answered by the node.
+	waitAnswers("Redis hanging", 200)
+	if n := countLines(t, logFile, outage) - outages; n != 1 {
+		t.Errorf("Redis hanging: the outage was logged %d times, want once", n)
+	}
+	rd.Thaw(t)
+	thawed = true
+	eventually(t, func() string {
+		if countLines(t, logFile, recovery) == recoveries {
+			return "the recovery was never logged"
+		}
+		return ""
+	})
+	waitAnswers("Redis back", 100)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n, m := countLines(t, logFile, outage)-outages, countLines(t, logFile, recovery)-recoveries; n != 1 || m != 1 {
+		t.Errorf("%d outage and %d recovery logs, want one of each", n, m)
+	}
+	// A key never asked for before: stored in Redis and served from it.
+	size := rd.DBSize(t)
+	eventually(t, func() string {
+		if !cachedNow("0x0100") {
+			return "the cache does not use Redis again"
+		}
+		return ""
+	})
+	if rd.DBSize(t) <= size {
+		t.Fatal("nothing new written to Redis after it recovered")
+	}
 }

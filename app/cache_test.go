@@ -57,6 +57,19 @@ func TestCacheCaddyfile(t *testing.T) {
 			}
 		}`, `{"redis":{"addresses":["10.0.0.1:6379","10.0.0.2:6379"],"master_name":"mymaster","username":"u","password":"p","db":2,"timeout":50000000,"dial_timeout":2000000000,"pool_size":20,"tls":true},` +
 			`"cache":{"store":"redis","prefix":"elara-test:","retry_after":5000000000,"max_item_size":8388608}}`},
+		{"redis cluster from one seed", `elara {
+			redis 10.0.0.1:7000 {
+				cluster
+			}
+			cache {
+				store redis
+			}
+		}`, `{"redis":{"addresses":["10.0.0.1:7000"],"cluster":true},"cache":{"store":"redis"}}`},
+		{"cluster takes no argument", `elara {
+			redis 10.0.0.1:7000 {
+				cluster yes
+			}
+		}`, "error: wrong argument count"},
 		{"unknown cache option", `elara {
 			cache {
 				colour blue
@@ -76,7 +89,7 @@ func TestCacheCaddyfile(t *testing.T) {
 		}`, "error: wrong argument count"},
 		{"unknown redis option", `elara {
 			redis {
-				cluster yes
+				sentinel yes
 			}
 		}`, "error: unrecognized redis option"},
 	}
@@ -126,7 +139,11 @@ func TestCacheValidate(t *testing.T) {
 		{"nocache on author_ is fine", nil, &CacheConfig{Methods: map[string]*MethodCacheConfig{"author_submitExtrinsic": {NoCache: true}}}, ""},
 		{"bad method name", nil, &CacheConfig{Methods: map[string]*MethodCacheConfig{"a:b": {TTL: 1e9}}}, "letters"},
 		{"redis without address", &RedisConfig{}, nil, "at least one address"},
-		{"cluster with db", &RedisConfig{Addresses: []string{"a:1", "b:1"}, DB: 1}, nil, "Cluster"},
+		{"several addresses are a cluster, without db", &RedisConfig{Addresses: []string{"a:1", "b:1"}, DB: 1}, nil, "Cluster has no db"},
+		{"cluster from one seed", &RedisConfig{Addresses: []string{"a:1"}, Cluster: true}, nil, ""},
+		{"cluster with db", &RedisConfig{Addresses: []string{"a:1"}, Cluster: true, DB: 1}, nil, "Cluster has no db"},
+		{"cluster with master_name", &RedisConfig{Addresses: []string{"a:1"}, Cluster: true, MasterName: "m"}, nil, "cluster and master_name"},
+		{"sentinels with db", &RedisConfig{Addresses: []string{"a:1", "b:1"}, MasterName: "m", DB: 1}, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

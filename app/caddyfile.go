@@ -37,6 +37,7 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		}
 //		redis [<host:port...>] {
 //			address      <host:port...>  # one: a server; several: a Cluster
+//			cluster                      # a Redis Cluster, even from one seed address
 //			master_name  <name>          # Sentinel: the addresses are Sentinels
 //			username     <user>
 //			password     <password>

@@ -122,6 +122,7 @@ func (cc *CacheConfig) unmarshalMethod(d *caddyfile.Dispenser) error {
 //
 //	redis [<address...>] {
 //		address      <host:port...>  # one: a server; several: a Cluster
+//		cluster                      # a Redis Cluster, even from one seed address
 //		master_name  <name>          # Sentinel: the addresses are Sentinels
 //		username     <user>
 //		password     <password>
@@ -131,6 +132,10 @@ func (cc *CacheConfig) unmarshalMethod(d *caddyfile.Dispenser) error {
 //		pool_size    <connections>
 //		tls
 //	}
+//
+// Without `cluster` or `master_name`, one address is a single server and
+// several are a Cluster. `cluster` and `master_name` cannot be combined,
+// and a Cluster has no `db` but 0.
 func (r *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	r.Addresses = append(r.Addresses, d.RemainingArgs()...)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
@@ -142,6 +147,11 @@ func (r *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			r.Addresses = append(r.Addresses, addrs...)
+		case "cluster":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			r.Cluster = true
 		case "master_name":
 			r.MasterName, err = stringArg(d)
 		case "username":

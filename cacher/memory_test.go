@@ -112,31 +112,3 @@ func TestMemoryStoreBoundUnderChurn(t *testing.T) {
 		t.Fatalf("after Close: %d entries, %d bytes", n, used)
 	}
 }
-
-func TestBreaker(t *testing.T) {
-	clock := newFakeClock()
-	b := breaker{clock: clock, backoff: time.Second}
-	steps := []struct {
-		name string
-		do   func() bool
-		want bool
-	}{
-		{"closed allows", b.allow, true},
-		{"first failure starts an outage", b.failure, true},
-		{"open refuses", b.allow, false},
-		{"still open just before the backoff ends", func() bool { clock.Advance(999 * time.Millisecond); return b.allow() }, false},
-		{"one probe after the backoff", func() bool { clock.Advance(time.Millisecond); return b.allow() }, true},
-		{"no second probe meanwhile", b.allow, false},
-		{"failed probe is not a new outage", b.failure, false},
-		{"reopened", b.allow, false},
-		{"probe again", func() bool { clock.Advance(time.Second); return b.allow() }, true},
-		{"success ends the outage", b.success, true},
-		{"closed again", b.allow, true},
-		{"success while closed is no news", b.success, false},
-	}
-	for _, s := range steps {
-		if got := s.do(); got != s.want {
-			t.Fatalf("%s: got %v, want %v", s.name, got, s.want)
-		}
-	}
-}

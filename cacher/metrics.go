@@ -11,6 +11,13 @@ import (
 // like the state they count, and registered in every config's registry.
 // Label values are bounded: chains come from the config and methods from
 // the rules table (OtherMethod for the rest).
+//
+// Hits, misses and hit bytes count calls, whatever the store. Entries and
+// bytes count what this process holds in memory: the memory store's
+// entries and the suducer's latest-block entries (kept in memory with
+// either store). Entries in Redis are not counted: Redis is shared by
+// several gateways and expires and evicts entries on its own, so only
+// Redis knows them (INFO keyspace, INFO memory).
 type Metrics struct {
 	hits     *prometheus.CounterVec
 	misses   *prometheus.CounterVec
@@ -38,9 +45,9 @@ func DefaultMetrics() *Metrics {
 			hitBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "hit_bytes_total",
 				Help: "Bytes of results answered from the cache."}, labels),
 			entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "entries",
-				Help: "Entries held in the memory store (and the suducer's latest-block entries)."}, labels),
+				Help: "Entries held in this process's memory: the memory store's and the suducer's latest-block entries. Entries in Redis are not counted."}, labels),
 			bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "bytes",
-				Help: "Bytes held in the memory store (and the suducer's latest-block entries)."}, labels),
+				Help: "Bytes held in this process's memory: the memory store's and the suducer's latest-block entries. Entries in Redis are not counted."}, labels),
 			redisErr: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_errors_total",
 				Help: "Redis calls that failed or timed out (each answered from a node instead)."}),
 		}

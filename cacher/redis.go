@@ -39,7 +39,9 @@ type RedisOptions struct {
 // Redis and prefix. Any client works: a single server, Sentinel or Cluster
 // (redis.UniversalClient). Failures never reach callers as anything but a
 // miss; the first one of an outage is logged and opens a breaker, so a down
-// Redis costs one timeout per RetryAfter, not one per request.
+// Redis costs one timeout per RetryAfter, not one per request. Only a probe
+// sent after RetryAfter ends an outage (logged once too): a call sent
+// before the outage that succeeds late proves nothing.
 type RedisStore struct {
 	client redis.UniversalClient
 	opts   RedisOptions
@@ -77,21 +79,22 @@ func NewRedisStore(client redis.UniversalClient, opts RedisOptions) *RedisStore 
 
 // Get returns the value under key, ErrMiss, or ErrStoreUnavailable.
 func (s *RedisStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if !s.br.allow() {
+	t, allowed := s.br.allow()
+	if !allowed {
 		return nil, ErrStoreUnavailable
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	val, err := s.client.Get(rctx, s.opts.Prefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
-		s.ok()
+		s.ok(t)
 		return nil, ErrMiss
 	}
 	if err != nil {
-		s.failed(ctx, err)
+		s.failed(ctx, t, err)
 		return nil, fmt.Errorf("redis get: %w", err)
 	}
-	s.ok()
+	s.ok(t)
 	return val, nil
 }
 
@@ -101,7 +104,8 @@ func (s *RedisStore) Set(ctx context.Context, key string, value []byte, opts Set
 	if int64(len(value)) > s.opts.MaxItemSize {
 		return nil
 	}
-	if !s.br.allow() {
+	t, allowed := s.br.allow()
+	if !allowed {
 		return ErrStoreUnavailable
 	}
 	ttl := opts.TTL
@@ -111,28 +115,29 @@ func (s *RedisStore) Set(ctx context.Context, key string, value []byte, opts Set
 	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.client.Set(rctx, s.opts.Prefix+key, value, ttl).Err(); err != nil {
-		s.failed(ctx, err)
+		s.failed(ctx, t, err)
 		return fmt.Errorf("redis set: %w", err)
 	}
-	s.ok()
+	s.ok(t)
 	return nil
 }
 
-func (s *RedisStore) ok() {
-	if s.br.success() {
+// ok records a working call; only the probe of an outage ends it.
+func (s *RedisStore) ok(t ticket) {
+	if s.br.success(t) {
 		s.log.Info("redis cache available again")
 	}
 }
 
 // failed counts a failure against Redis, unless the caller gave up first:
 // a client hanging up says nothing about Redis.
-func (s *RedisStore) failed(ctx context.Context, err error) {
+func (s *RedisStore) failed(ctx context.Context, t ticket, err error) {
 	if ctx.Err() != nil {
-		s.br.abandon()
+		s.br.abandon(t)
 		return
 	}
 	s.opts.Metrics.redisError()
-	if s.br.failure() {
+	if s.br.failure(t) {
 		s.log.Warn("redis cache unavailable; answering from nodes until it is back",
 			zap.Error(err), zap.Duration("retry_after", s.opts.RetryAfter))
 	} else if ce := s.log.Check(zap.DebugLevel, "redis cache still unavailable"); ce != nil {

@@ -139,3 +139,72 @@ func TestCacheAnswersThroughRedisOutage(t *testing.T) {
 		t.Fatal("nothing stored in Redis")
 	}
 }
+
+// gateHook holds GETs of the key "slow" until release is closed, and
+// fails GETs of the key "broken" as a Redis timeout would.
+type gateHook struct {
+	entered, release chan struct{}
+}
+
+func (gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) == 2 && args[0] == "get" {
+			switch args[1] {
+			case "test:slow":
+				close(h.entered)
+				<-h.release
+			case "test:broken":
+				return errors.New("i/o timeout")
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A partly slow Redis: a call sent before an outage that succeeds during
+// it must neither end the outage nor log a recovery, or every slow call
+// would log the outage again.
+func TestRedisLateSuccessDoesNotEndAnOutage(t *testing.T) {
+	r := cachertest.StartRedis(t)
+	clock := newFakeClock()
+	core, logs := observer.New(zap.InfoLevel)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 5 * time.Second, ContextTimeoutEnabled: true})
+	hook := gateHook{entered: make(chan struct{}), release: make(chan struct{})}
+	client.AddHook(hook)
+	s := NewRedisStore(client, RedisOptions{Prefix: "test:", Timeout: 10 * time.Second, RetryAfter: time.Second, Clock: clock, Logger: zap.New(core)})
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+
+	slow := make(chan error, 1)
+	go func() {
+		_, err := s.Get(ctx, "slow")
+		slow <- err
+	}()
+	<-hook.entered
+	if _, err := s.Get(ctx, "broken"); err == nil || errors.Is(err, ErrMiss) || errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("failing call: %v, want the Redis error", err)
+	}
+	close(hook.release)
+	if err := <-slow; !errors.Is(err, ErrMiss) {
+		t.Fatalf("slow call: %v, want a miss from Redis", err)
+	}
+	logged := func(snippet string) int { return logs.FilterMessageSnippet(snippet).Len() }
+	if n, m := logged("cache unavailable"), logged("available again"); n != 1 || m != 0 {
+		t.Fatalf("after a late success: %d outage and %d recovery logs, want 1 and 0", n, m)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("a late success closed the breaker: got %v, want ErrStoreUnavailable", err)
+	}
+	clock.Advance(time.Second)
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, ErrMiss) {
+		t.Fatalf("probe after retry_after: %v, want a miss", err)
+	}
+	if n, m := logged("cache unavailable"), logged("available again"); n != 1 || m != 1 {
+		t.Fatalf("after the probe: %d outage and %d recovery logs, want 1 and 1", n, m)
+	}
+}
