@@ -250,8 +250,8 @@ func TestPolkadotJSThroughGateway(t *testing.T) {
 	if !slices.Contains(tr.BobSub, tr.BobAfter) {
 		t.Errorf("state_subscribeStorage of Bob's account through the gateway saw %v, never the new balance %s", tr.BobSub, tr.BobAfter)
 	}
-	if !(slices.Contains(tr.Statuses, "InBlock") || slices.Contains(tr.Statuses, "Finalized")) || tr.InBlock == "" {
-		t.Errorf("transfer never reached InBlock or Finalized: statuses %v", tr.Statuses)
+	if !slices.Contains(tr.Statuses, "InBlock") || tr.InBlock == "" {
+		t.Errorf("transfer watched through the gateway never reached InBlock: statuses %v", tr.Statuses)
 	}
 	if !slices.Contains(tr.Events, "balances.Transfer") || !slices.Contains(tr.Events, "system.ExtrinsicSuccess") {
 		t.Errorf("transfer events %v lack balances.Transfer / system.ExtrinsicSuccess", tr.Events)
