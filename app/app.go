@@ -223,7 +223,7 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 // Validate checks the configuration.
 func (a *App) Validate() error {
 	for name, cc := range a.Chains {
-		if !validChainName(name) {
+		if !ValidChainName(name) {
 			return fmt.Errorf("chain %q: names are letters, digits, '-' and '_'", name)
 		}
 		if len(cc.Nodes) == 0 {
@@ -286,7 +286,9 @@ func (a *App) ChainNames() []string {
 	return names
 }
 
-func validChainName(s string) bool {
+// ValidChainName reports whether s may name a chain: it is the first
+// path segment clients use, so letters, digits, '-' and '_', at most 64.
+func ValidChainName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
@@ -296,6 +298,25 @@ func validChainName(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkNodeURL rejects a node URL whose scheme the gateway cannot serve.
+// A URL whose scheme is a placeholder is checked once it is replaced, when
+// the node is provisioned. Errors name the scheme only: node URLs often
+// carry API keys.
+func checkNodeURL(raw string) error {
+	scheme, _, ok := strings.Cut(raw, "://")
+	if strings.Contains(scheme, "{") {
+		return nil
+	}
+	if !ok {
+		return fmt.Errorf("node url must start with ws://, wss://, http:// or https://")
+	}
+	switch strings.ToLower(scheme) {
+	case "ws", "wss", "http", "https":
+		return nil
+	}
+	return fmt.Errorf("node url scheme %q: must be ws, wss, http or https", scheme)
 }
 
 // Interface guards

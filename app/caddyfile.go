@@ -82,6 +82,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			name := d.Val()
+			if !ValidChainName(name) {
+				return d.Errf("chain %q: names are letters, digits, '-' and '_', at most 64", name)
+			}
 			if d.NextArg() {
 				return d.ArgErr()
 			}
@@ -119,6 +122,9 @@ func (cc *ChainConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "node":
 			if !d.NextArg() {
 				return d.ArgErr()
+			}
+			if err := checkNodeURL(d.Val()); err != nil {
+				return d.WrapErr(err)
 			}
 			nc := &NodeConfig{URL: d.Val()}
 			if d.NextArg() {

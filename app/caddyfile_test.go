@@ -82,6 +82,10 @@ func TestAppUnmarshalCaddyfile(t *testing.T) {
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h"}, {URL: "ws://i"}}, RequestTimeout: dur(time.Second)}}},
 		{"placeholders kept for provisioning", "elara {\n chain a {\n  node {env.NODE_URL}\n }\n}",
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "{env.NODE_URL}"}}}}},
+		{"placeholder scheme checked at provisioning", "elara {\n chain a {\n  node {env.SCHEME}://h:1\n  node wss://{env.HOST}/{env.KEY}\n }\n}",
+			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "{env.SCHEME}://h:1"}, {URL: "wss://{env.HOST}/{env.KEY}"}}}}},
+		{"upper-case scheme", "elara {\n chain a {\n  node WSS://h\n }\n}",
+			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "WSS://h"}}}}},
 		{"several chains", "elara {\n chain a {\n  node ws://a\n }\n chain b {\n  node ws://b\n }\n}",
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://a"}}}, "b": {Nodes: []*NodeConfig{{URL: "ws://b"}}}}},
 	}
@@ -130,6 +134,13 @@ func TestAppUnmarshalCaddyfileErrors(t *testing.T) {
 		{"head_timeout bad", "elara {\n chain a {\n  node ws://x\n  head_timeout 3\n }\n}", 4, "3"},
 		{"health_interval bad", "elara {\n chain a {\n  node ws://x\n  health_interval often\n }\n}", 4, "often"},
 		{"subscription_grace bad", "elara {\n chain a {\n  node ws://x\n  subscription_grace x\n }\n}", 4, "x"},
+		{"chain name with a slash", "elara {\n chain a {\n  node ws://x\n }\n\n chain a/b {\n  node ws://x\n }\n}", 6, "a/b"},
+		{"chain name with a dot", "elara {\n chain a.b\n}", 2, "a.b"},
+		{"chain name too long", "elara {\n chain " + strings.Repeat("c", 65) + "\n}", 2, "at most 64"},
+		{"node url with ftp scheme", "elara {\n chain a {\n  node ws://x\n  node ftp://x:21\n }\n}", 4, "ftp"},
+		{"node url with no scheme", "elara {\n chain a {\n  node 127.0.0.1:9944\n }\n}", 3, "ws://"},
+		{"node url scheme only", "elara {\n chain a {\n  node localhost:9944\n }\n}", 3, "ws://"},
+		{"node url secrets stay out of the error", "elara {\n chain a {\n  node ftp://user:s3cret@x/key123\n }\n}", 3, "ftp"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +154,11 @@ func TestAppUnmarshalCaddyfileErrors(t *testing.T) {
 			}
 			if tc.mentions != "" && !strings.Contains(err.Error(), tc.mentions) {
 				t.Errorf("error %q does not mention %q", err, tc.mentions)
+			}
+			for _, secret := range []string{"s3cret", "key123"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q shows a secret of the node url", err)
+				}
 			}
 		})
 	}

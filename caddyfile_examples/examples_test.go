@@ -93,7 +93,7 @@ func TestOperatorExample(t *testing.T) {
 	}
 	gw := runExample(t, "operator.Caddyfile", map[string]string{"ELARA_UPSTREAM": node.URL(), "ELARA_OPERATOR_HASH": string(hash)})
 	call := func(path, user, pass, method string) (int, string) {
-		return postAuth(t, gw.HTTP(path), user, pass, `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":[]}`)
+		return postAuth(t, gw.HTTP(path), user, pass, `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":`+paramsFor(method)+`}`)
 	}
 	cases := []struct {
 		name, path, user, pass, method string
@@ -108,6 +108,9 @@ func TestOperatorExample(t *testing.T) {
 		{"operator inserts keys", "/operator/polkadot", "operator", "secret", "author_insertKey", 200, true},
 		{"operator still refuses other unsafe methods", "/operator/polkadot", "operator", "secret", "system_addReservedPeer", 200, false},
 		{"operator serves safe methods", "/operator/polkadot", "operator", "secret", "system_chain", 200, true},
+		{"public refuses hasSessionKeys", "/polkadot", "", "", "author_hasSessionKeys", 200, false},
+		{"operator checks session keys", "/operator/polkadot", "operator", "secret", "author_hasSessionKeys", 200, true},
+		{"operator hasSessionKeys needs credentials", "/operator/polkadot", "", "", "author_hasSessionKeys", 401, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +124,51 @@ func TestOperatorExample(t *testing.T) {
 			}
 			if status == 200 && !tc.forwarded && !strings.Contains(body, `"code":-32601`) {
 				t.Fatalf("refusal is not -32601: %s", body)
+			}
+		})
+	}
+}
+
+// paramsFor gives a method params the fake node accepts.
+func paramsFor(method string) string {
+	if method == "author_hasSessionKeys" {
+		return `["0x00"]`
+	}
+	return `[]`
+}
+
+// The operator route is refused to addresses outside ELARA_OPERATOR_NETWORK,
+// with or without credentials, while the public route keeps serving them.
+func TestOperatorExampleRefusesOutsideAddresses(t *testing.T) {
+	node := fakenode.Start(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tests connect from 127.0.0.1, outside this network.
+	gw := runExample(t, "operator.Caddyfile", map[string]string{"ELARA_UPSTREAM": node.URL(),
+		"ELARA_OPERATOR_HASH": string(hash), "ELARA_OPERATOR_NETWORK": "10.0.0.0/8"})
+	cases := []struct {
+		name, path, user, pass, method string
+		status                         int
+		forwarded                      bool
+	}{
+		{"operator route with credentials", "/operator/polkadot", "operator", "secret", "author_rotateKeys", 403, false},
+		{"operator route without credentials", "/operator/polkadot", "", "", "author_rotateKeys", 403, false},
+		{"operator route with a wrong password", "/operator/polkadot", "operator", "nope", "author_hasSessionKeys", 403, false},
+		{"operator route, safe method", "/operator/polkadot", "operator", "secret", "system_chain", 403, false},
+		{"public route still serves", "/polkadot", "", "", "system_chain", 200, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := node.Calls(tc.method)
+			status, body := postAuth(t, gw.HTTP(tc.path), tc.user, tc.pass,
+				`{"jsonrpc":"2.0","id":1,"method":"`+tc.method+`","params":`+paramsFor(tc.method)+`}`)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %s", status, tc.status, body)
+			}
+			if got := node.Calls(tc.method) > before; got != tc.forwarded {
+				t.Fatalf("forwarded=%v, want %v: %s", got, tc.forwarded, body)
 			}
 		})
 	}

@@ -37,16 +37,21 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // hold one `*`. `allow` and `deny` may repeat; their lists add up.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
-	h.Chains = append(h.Chains, d.RemainingArgs()...)
+	for d.NextArg() {
+		if err := checkChainName(d); err != nil {
+			return err
+		}
+		h.Chains = append(h.Chains, d.Val())
+	}
 	for d.NextBlock(0) {
 		var err error
 		switch d.Val() {
 		case "chains":
-			h.Chains, err = appendArgs(d, h.Chains)
+			h.Chains, err = appendChecked(d, h.Chains, checkChainName)
 		case "allow":
-			h.Allow, err = appendArgs(d, h.Allow)
+			h.Allow, err = appendChecked(d, h.Allow, checkPattern)
 		case "deny":
-			h.Deny, err = appendArgs(d, h.Deny)
+			h.Deny, err = appendChecked(d, h.Deny, checkPattern)
 		case "max_batch":
 			h.MaxBatch, err = positiveInt(d)
 		case "max_request_size":
@@ -69,12 +74,38 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func appendArgs(d *caddyfile.Dispenser, to []string) ([]string, error) {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
+// appendChecked appends the remaining arguments, at least one, checking
+// each where the Caddyfile can say on which line it is.
+func appendChecked(d *caddyfile.Dispenser, to []string, check func(*caddyfile.Dispenser) error) ([]string, error) {
+	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	return append(to, args...), nil
+	for {
+		if err := check(d); err != nil {
+			return nil, err
+		}
+		to = append(to, d.Val())
+		if !d.NextArg() {
+			return to, nil
+		}
+	}
+}
+
+// checkPattern checks a method pattern now; Provision checks JSON configs.
+func checkPattern(d *caddyfile.Dispenser) error {
+	if _, err := compilePattern(d.Val()); err != nil {
+		return d.WrapErr(err)
+	}
+	return nil
+}
+
+// checkChainName checks the form of a chain name; whether the elara app
+// configures it is known only at Validate.
+func checkChainName(d *caddyfile.Dispenser) error {
+	if !app.ValidChainName(d.Val()) {
+		return d.Errf("chain %q: names are letters, digits, '-' and '_', at most 64", d.Val())
+	}
+	return nil
 }
 
 func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/elara-gateway/elara/handler"
+	"github.com/elara-gateway/elara/internal/testgw"
 )
 
 func TestHandlerUnmarshalCaddyfile(t *testing.T) {
@@ -115,6 +116,11 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		{"write_timeout bad", "elara_rpc {\n write_timeout later\n}", 2, "later"},
 		{"send_queue zero", "elara_rpc {\n send_queue 0\n}", 2, "0"},
 		{"send_queue two args", "elara_rpc {\n send_queue 1 2\n}", 2, ""},
+		{"allow pattern with two stars", "elara_rpc {\n allow system_*\n\n allow chain_* a*b*\n}", 4, "a*b*"},
+		{"deny pattern with two stars", "elara_rpc {\n deny **\n}", 2, "**"},
+		{"empty deny pattern", "elara_rpc {\n deny \"\"\n}", 2, "empty"},
+		{"chain name with a slash", "elara_rpc {\n chains dev\n chains a/b\n}", 3, "a/b"},
+		{"inline chain name with a space", "elara_rpc dev \"a b\"", 1, "a b"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,6 +195,57 @@ func TestHandlerJSONIsStrict(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("error %q does not name %q", err, tc.field)
+			}
+		})
+	}
+}
+
+// Mistakes that only provisioning used to find are reported by the
+// Caddyfile adapter, with the line they are on.
+func TestCaddyfileMistakesNameTheirLine(t *testing.T) {
+	cases := []struct {
+		name     string
+		global   string // the elara option's body
+		site     string
+		bad      string // text on the offending line
+		mentions string
+	}{
+		{"allow pattern with two stars", "", "elara_rpc {\n\t\tallow system_* a*b*\n\t}", "a*b*", "at most one '*'"},
+		{"deny pattern with two stars", "", "elara_rpc {\n\t\tdeny **\n\t}", "**", "at most one '*'"},
+		{"empty allow pattern", "", "elara_rpc {\n\t\tallow system_chain \"\"\n\t}", `allow system_chain ""`, "empty"},
+		{"handler chain name with a slash", "", "elara_rpc {\n\t\tchains dev a/b\n\t}", "a/b", "a/b"},
+		{"inline handler chain name with a dot", "", "elara_rpc dev a.b", "a.b", "a.b"},
+		{"node url with ftp scheme", "chain dev {\n\t\t\tnode ftp://127.0.0.1:9944\n\t\t}", "elara_rpc", "ftp://", "ftp"},
+		{"node url without scheme", "chain dev {\n\t\t\tnode 127.0.0.1:9944\n\t\t}", "elara_rpc", "node 127.0.0.1:9944", "ws://"},
+		{"chain name with a slash", "chain dev/main {\n\t\t\tnode ws://127.0.0.1:9944\n\t\t}", "elara_rpc", "dev/main", "dev/main"},
+		{"chain name too long", "chain " + strings.Repeat("x", 65) + " {\n\t\t\tnode ws://127.0.0.1:9944\n\t\t}", "elara_rpc", strings.Repeat("x", 65), "at most 64"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			global := tc.global
+			if global == "" {
+				global = "chain dev {\n\t\t\tnode ws://127.0.0.1:9944\n\t\t}"
+			}
+			src := (&testgw.Gateway{Port: 8080}).Caddyfile("\t\t"+global, "\t"+tc.site)
+			line := 0
+			for i, l := range strings.Split(src, "\n") {
+				if strings.Contains(l, tc.bad) {
+					line = i + 1
+					break
+				}
+			}
+			if line == 0 {
+				t.Fatalf("%q not in\n%s", tc.bad, src)
+			}
+			_, err := testgw.Adapt(src)
+			if err == nil {
+				t.Fatalf("adapted:\n%s", src)
+			}
+			if want := "Caddyfile:" + strconv.Itoa(line); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not give the line (%s)", err, want)
+			}
+			if !strings.Contains(err.Error(), tc.mentions) {
+				t.Errorf("error %q does not mention %q", err, tc.mentions)
 			}
 		})
 	}

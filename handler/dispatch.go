@@ -57,7 +57,7 @@ func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc
 		result, err = h.policy.FilterMethods(result)
 	}
 	if err != nil {
-		return reply(req, nil, h.clientError(ctx, req.Method, err))
+		return reply(req, nil, h.clientError(rt, req.Method, err))
 	}
 	return reply(req, result, nil)
 }
@@ -75,7 +75,7 @@ func reply(req *jsonrpc.Request, result json.RawMessage, e *jsonrpc.Error) answe
 // clientError turns an upstream failure into the error a client sees:
 // the node's own JSON-RPC errors pass through; transport failures become
 // gateway errors that say what happened without internal detail.
-func (h *Handler) clientError(ctx context.Context, method string, err error) *jsonrpc.Error {
+func (h *Handler) clientError(rt route, method string, err error) *jsonrpc.Error {
 	if e, ok := suber.IsUpstreamError(err); ok {
 		return e
 	}
@@ -90,7 +90,7 @@ func (h *Handler) clientError(ctx context.Context, method string, err error) *js
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Upstream node unavailable: "+err.Error())
 	}
 	if ce := h.log.Check(zap.WarnLevel, "upstream call failed"); ce != nil {
-		ce.Write(zap.String("method", method), zap.Error(err))
+		ce.Write(append(rt.logFields(), zap.String("method", method), zap.Error(err))...)
 	}
 	return jsonrpc.NewError(jsonrpc.CodeInternalError, fmt.Sprintf("Upstream call failed (%s)", method))
 }

@@ -181,6 +181,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if rpcErr != nil {
 		return writeError(w, status, rpcErr)
 	}
+	// Access logs and later handlers see what the request named, e.g.
+	// `log_append project {http.vars.elara.project}`.
+	caddyhttp.SetVar(r.Context(), VarChain, rt.chain.Name)
+	if rt.project != "" {
+		caddyhttp.SetVar(r.Context(), VarProject, rt.project)
+	}
 	if rt.health {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -195,17 +201,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	case http.MethodPost:
 		return h.servePost(w, r, rt)
 	default:
-		w.Header().Set("Allow", "POST, GET (WebSocket upgrade)")
+		// GET is served as a WebSocket upgrade only.
+		w.Header().Set("Allow", "GET, POST")
 		return writeError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
 			"Send JSON-RPC with HTTP POST, or open a WebSocket on this path"))
 	}
 }
+
+// Names of the request variables the handler sets, read with the
+// placeholders {http.vars.elara.chain} and {http.vars.elara.project}.
+const (
+	VarChain   = "elara.chain"
+	VarProject = "elara.project"
+)
 
 // route is what a request path names.
 type route struct {
 	chain   *app.Chain
 	project string
 	health  bool
+}
+
+// logFields name the route on the handler's log lines.
+func (rt route) logFields() []zap.Field {
+	fields := []zap.Field{zap.String("chain", rt.chain.Name)}
+	if rt.project != "" {
+		fields = append(fields, zap.String("project", rt.project))
+	}
+	return fields
 }
 
 func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {

@@ -179,7 +179,8 @@ func TestDeniedMethodsNeverForwarded(t *testing.T) {
 	gw, node := start(t, "")
 	denied := []string{"author_insertKey", "author_rotateKeys", "author_hasKey", "author_hasSessionKeys",
 		"author_removeExtrinsic", "system_addReservedPeer", "system_nodeRoles", "system_localPeerId",
-		"offchain_localStorageSet", "offchain_localStorageGet", "system_reservedPeers", "system_unstable_networkState", "dev_newBlock"}
+		"offchain_localStorageSet", "offchain_localStorageGet", "system_reservedPeers", "system_unstable_networkState", "dev_newBlock",
+		"babe_epochAuthorship", "statement_dump", "statement_remove"}
 	ws := testgw.Dial(t, gw.WS("/dev"))
 	for _, m := range denied {
 		escaped := strings.Replace(m, "_", `\u005f`, 1)

@@ -38,6 +38,13 @@ var UnsafeMethods = []string{
 	"state_queryStorage",
 	"state_traceBlock",
 	"state_trieMigrationStatus",
+	// Reveals which slots the node's keystore can claim: it identifies a
+	// validator (Substrate gates it with check_if_safe).
+	"babe_epochAuthorship",
+	// The node's local statement store: dump reads all of it, remove
+	// deletes from it.
+	"statement_dump",
+	"statement_remove",
 	"sudo_*",
 	// Development and test-node control (Chopsticks, instant-seal nodes).
 	"dev_*",

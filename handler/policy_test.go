@@ -46,6 +46,7 @@ func TestUnsafeMethodsListed(t *testing.T) {
 		"system_resetLogFilter", "system_nodeRoles", "system_peers", "system_unstable_networkState",
 		"system_dryRun", "state_getPairs", "state_queryStorage", "state_traceBlock",
 		"dev_newBlock", "dev_getBlockStats",
+		"babe_epochAuthorship", "statement_dump", "statement_remove",
 	}
 	p := mustPolicy(t, nil, nil)
 	for _, m := range must {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/elara-gateway/elara/jsonrpc"
+	"github.com/elara-gateway/elara/matcher"
 	"github.com/elara-gateway/elara/suber"
 )
 
@@ -32,9 +33,12 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	}
 	// The session lock is released before the subscription's is taken:
 	// deliveries take them the other way round.
-	s.mu.Lock()
-	sub := s.subs[string(params[0])]
-	s.mu.Unlock()
+	var sub *matcher.ClientSub
+	if key, ok := subKey(params[0]); ok {
+		s.mu.Lock()
+		sub = s.subs[key]
+		s.mu.Unlock()
+	}
 	var up *suber.Subscription
 	if sub != nil {
 		up = sub.Upstream()
@@ -51,7 +55,7 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	defer cancel()
 	result, err := up.Call(ctx, req.Method, rewritten)
 	if err != nil {
-		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}
 	return reply(req, result, nil)
 }
@@ -63,7 +67,7 @@ func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer 
 	defer cancel()
 	result, node, err := s.rt.chain.Upstream.CallNode(ctx, req.Method, req.Params)
 	if err != nil {
-		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}
 	if string(result) != "null" {
 		s.mu.Lock()
@@ -100,7 +104,7 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 		result, err = s.rt.chain.Upstream.Call(ctx, req.Method, req.Params)
 	}
 	if err != nil {
-		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}
 	return reply(req, result, nil)
 }

@@ -88,7 +88,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 	if err != nil {
 		// The upgrader has already answered the client.
 		if ce := h.log.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
-			ce.Write(zap.Error(err))
+			ce.Write(append(rt.logFields(), zap.Error(err))...)
 		}
 		return nil
 	}
@@ -97,7 +97,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 		h:      h,
 		rt:     rt,
 		conn:   conn,
-		log:    h.log.With(zap.String("chain", rt.chain.Name), zap.String("remote", r.RemoteAddr)),
+		log:    h.log.With(append(rt.logFields(), zap.String("remote", r.RemoteAddr))...),
 		wake:   make(chan struct{}, 1),
 		ctx:    ctx,
 		cancel: cancel,
@@ -149,11 +149,38 @@ func (s *wsSession) Send(frame []byte) bool {
 // Ended implements matcher.Client: a subscription that ended on the
 // node's side frees its place.
 func (s *wsSession) Ended(cs *matcher.ClientSub) {
+	key, _ := subKey(cs.ID())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.subs[string(cs.ID())] == cs {
-		delete(s.subs, string(cs.ID()))
+	if s.subs[key] == cs {
+		delete(s.subs, key)
 	}
+}
+
+// subKey is the key a client's subscription is held under, from the id as
+// the client wrote it: a string id by its decoded value, so "ab" and
+// "a\u0062" name the same subscription, and an integer by its value. ok is
+// false for anything else, which no node takes for a subscription id.
+func subKey(id json.RawMessage) (key string, ok bool) {
+	id = bytes.TrimSpace(id)
+	if len(id) == 0 {
+		return "", false
+	}
+	switch c := id[0]; {
+	case c == '"':
+		var str string
+		if json.Unmarshal(id, &str) != nil {
+			return "", false
+		}
+		return "s" + str, true
+	case c >= '0' && c <= '9':
+		n, err := strconv.ParseUint(string(id), 10, 64)
+		if err != nil {
+			return "", false
+		}
+		return "n" + strconv.FormatUint(n, 10), true
+	}
+	return "", false
 }
 
 // next takes the oldest queued frame, or nil.
@@ -356,14 +383,15 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 	s.reserved--
 	if err != nil {
 		s.mu.Unlock()
-		return reply(req, nil, s.h.clientError(ctx, req.Method, err))
+		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}
 	if s.closed {
 		s.mu.Unlock()
 		sub.Close()
 		return answer{}
 	}
-	s.subs[string(sub.ID())] = sub
+	key, _ := subKey(sub.ID())
+	s.subs[key] = sub
 	s.mu.Unlock()
 	// One that ended before it was recorded (its final event came with
 	// the reply) holds no place. Checked after unlocking: the
@@ -383,7 +411,10 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 	if err := json.Unmarshal(req.Params, &params); err != nil || len(params) != 1 {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: expected [subscription id]"))
 	}
-	key := string(params[0])
+	key, ok := subKey(params[0])
+	if !ok {
+		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid params: a subscription id is a string or a number"))
+	}
 	family, _ := matcher.LookupUnsubscribe(req.Method)
 	s.mu.Lock()
 	sub := s.subs[key]

@@ -204,6 +204,10 @@ func TestCanonicalParams(t *testing.T) {
 		{"storage keys are kept apart", storage, `[["0x12"]]`, `[["0x12"]]`, false},
 		{"storage one key vs two", storage, `[["0x1","0x2"]]`, `[["0x1","0x2"]]`, false},
 		{"storage key not hex", storage, `[["abc"]]`, ``, true},
+		{"storage key with non-hex digits", storage, `[["0x12zz"]]`, ``, true},
+		{"storage key 0X prefix", storage, `[["0X12"]]`, ``, true},
+		{"storage key not a string", storage, `[[18]]`, ``, true},
+		{"storage empty key", storage, `[["0x"]]`, `[["0x"]]`, false},
 		{"storage keys not an array", storage, `["0x12"]`, ``, true},
 		{"storage extra params", storage, `[["0x12"],"0xhash"]`, ``, true},
 	}

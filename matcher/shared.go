@@ -682,7 +682,10 @@ func canonicalParams(fam Family, params json.RawMessage) (json.RawMessage, error
 		return nil, fmt.Errorf("storage keys must be hex strings")
 	}
 	for i, k := range keys {
-		if !strings.HasPrefix(k, "0x") {
+		if !isHexKey(k) {
+			if len(k) > 80 {
+				k = k[:80] + "…"
+			}
 			return nil, fmt.Errorf("storage key %q is not 0x-prefixed hex", k)
 		}
 		keys[i] = strings.ToLower(k)
@@ -691,6 +694,22 @@ func canonicalParams(fam Family, params json.RawMessage) (json.RawMessage, error
 	keys = slices.Compact(keys)
 	out, _ := json.Marshal([][]string{keys})
 	return out, nil
+}
+
+// isHexKey reports whether k is 0x followed by hex digits, as a node
+// decodes storage keys.
+func isHexKey(k string) bool {
+	digits, ok := strings.CutPrefix(k, "0x")
+	if !ok {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func compact(raw json.RawMessage) json.RawMessage {

@@ -44,7 +44,9 @@ type Node struct {
 	// display is the URL without secrets, for logs and health reports.
 	display string
 	now     clock
-	kicks   chan struct{}
+	// sleep waits between reconnect attempts; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) bool
+	kicks chan struct{}
 
 	hmu         sync.Mutex
 	health      healthState
@@ -69,6 +71,7 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 		tried:    make(chan struct{}),
 		display:  redact(u),
 		now:      time.Now,
+		sleep:    sleep,
 		kicks:    make(chan struct{}, 1),
 		watchers: make(map[int]func()),
 	}
@@ -235,7 +238,7 @@ type slot struct {
 
 func (s *slot) run(ctx context.Context) {
 	n := s.node
-	backoff := n.opts.BackoffMin
+	wait := backoff{min: n.opts.BackoffMin, max: n.opts.BackoffMax}
 	first, failing := true, false
 	for ctx.Err() == nil {
 		sess, err := n.dial(ctx)
@@ -249,17 +252,17 @@ func (s *slot) run(ctx context.Context) {
 			first = false
 		}
 		if err != nil {
+			d := wait.next()
 			// One warning per outage; the rest at debug level.
 			if !failing {
 				n.log.Warn("upstream connection failed", zap.Error(err))
 				failing = true
 			} else if ce := n.log.Check(zap.DebugLevel, "upstream reconnect failed"); ce != nil {
-				ce.Write(zap.Error(err), zap.Duration("backoff", backoff))
+				ce.Write(zap.Error(err), zap.Duration("backoff", d))
 			}
-			if !sleep(ctx, jitter(backoff)) {
+			if !n.sleep(ctx, jitter(d)) {
 				return
 			}
-			backoff = min(backoff*2, n.opts.BackoffMax)
 			continue
 		}
 		if failing {
@@ -267,7 +270,7 @@ func (s *slot) run(ctx context.Context) {
 			failing = false
 		}
 		n.kick()
-		started := time.Now()
+		started := n.now()
 		sess.run(ctx)
 		s.cur.Store(nil)
 		if !n.Connected() {
@@ -277,16 +280,37 @@ func (s *slot) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		n.log.Warn("upstream connection lost", zap.Duration("after", time.Since(started)))
-		// A connection that lived a while earns a quick retry; one that
-		// drops at once backs off like a failed dial.
-		if time.Since(started) > 10*n.opts.BackoffMin {
-			backoff = n.opts.BackoffMin
-		}
-		if !sleep(ctx, jitter(backoff)) {
+		lived := n.now().Sub(started)
+		n.log.Warn("upstream connection lost", zap.Duration("after", lived))
+		wait.connectionLived(lived)
+		if !n.sleep(ctx, jitter(wait.next())) {
 			return
 		}
-		backoff = min(backoff*2, n.opts.BackoffMax)
+	}
+}
+
+// backoff is the wait between reconnect attempts of one slot, before
+// jitter: it starts at min, doubles after every attempt up to max, and
+// starts over after a connection that lived a while.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration // the next wait; 0 means min
+}
+
+// next returns the wait before the next attempt and doubles the one after.
+func (b *backoff) next() time.Duration {
+	d := max(b.cur, b.min)
+	b.cur = min(d*2, b.max)
+	return d
+}
+
+// connectionLived records how long the last connection lasted. One that
+// lived more than ten minimum waits earns a quick retry; one that dropped
+// at once backs off like a failed dial, so a node that accepts and then
+// drops every connection is not hammered.
+func (b *backoff) connectionLived(d time.Duration) {
+	if d > 10*b.min {
+		b.cur = b.min
 	}
 }
 
