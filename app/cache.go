@@ -37,11 +37,10 @@ type CacheConfig struct {
 	// "best" (default; answers as a node gives them) or "finalized"
 	// (never from a block that may be reverted, a few blocks behind).
 	Pin string `json:"pin,omitempty"`
-	// Refresh is how often the suducer polls what it cannot follow with a
-	// subscription (everything, when nodes offer none); latest-block
-	// entries not refreshed for 3 periods are bypassed. With working
-	// subscriptions nothing is polled: entries follow new heads. On chains
-	// with blocks slower than 3 periods, raise it. Default: 5s.
+	// Refresh is the suducer's period. Latest-block entries follow new
+	// heads from subscriptions; a head whose subscription has been silent
+	// for two periods (or that has none) is polled, and entries not
+	// refreshed or confirmed for 3 periods are bypassed. Default: 5s.
 	Refresh caddy.Duration `json:"refresh,omitempty"`
 	// MaxStale bounds the age of a latest-block answer: past it (and past
 	// 3 refresh periods, whichever is shorter) calls go to a node until

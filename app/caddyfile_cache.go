@@ -16,7 +16,7 @@ import (
 //		retry_after   <duration>    # redis down: calls skip it this long, default 2s
 //		max_item_size <size>        # redis: largest value stored, default 16MiB
 //		pin           best|finalized  # head for calls without a block hash, default best
-//		refresh       <duration>    # suducer poll period without subscriptions, default 5s
+//		refresh       <duration>    # suducer period (polls silent heads), default 5s
 //		max_stale     <duration>    # oldest latest-block answer served, default 3 refreshes
 //		immutable_ttl <duration>    # entries by block hash, default 24h
 //		pinned_ttl    <duration>    # entries of calls pinned to the head, default 1m

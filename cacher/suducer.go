@@ -19,7 +19,7 @@ import (
 // heads and runtime versions through upstream subscriptions, refreshes the
 // latest entries on every new head, switches constants to the new spec
 // version on a runtime upgrade and refreshes them after a reconnect. It
-// polls every refresh period only what has no working subscription.
+// polls only what no subscription reports (see quiet).
 
 // Events the loop reacts to.
 const (
@@ -87,18 +87,28 @@ func (c *Cache) run(ctx context.Context) {
 }
 
 // quiet lists the refreshes a period without notifications calls for.
+// A head followed by a working subscription is refreshed when it changes;
+// it is polled only once the subscription has been silent for two refresh
+// periods (a chain making no blocks, or a subscription that stopped
+// delivering), which on a producing chain is never. A poll that finds the
+// same head confirms the entries instead of fetching them again, and one
+// that cannot reach a node leaves them to go stale after 3 periods.
 func (c *Cache) quiet() uint32 {
 	now := c.clock.Now()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	due := func(sub int, h head) bool {
+		limit := c.opts.Refresh
+		if c.subscribed[sub].Load() {
+			limit = 2 * c.opts.Refresh
+		}
+		return h.at.IsZero() || now.Sub(h.at) >= limit
+	}
 	var ev uint32
-	// With its head subscription up, a head is refreshed when it changes
-	// and nothing is polled: on a chain that makes no blocks the latest
-	// entries grow stale and calls go to a node until the next block.
-	if !c.subscribed[0].Load() && (c.best.at.IsZero() || now.Sub(c.best.at) >= c.opts.Refresh) {
+	if due(0, c.best) {
 		ev |= evBest
 	}
-	if !c.subscribed[1].Load() && (c.final.at.IsZero() || now.Sub(c.final.at) >= c.opts.Refresh) {
+	if due(1, c.final) {
 		ev |= evFinalized
 	}
 	// Also while the constants of the known version wait for a block of
@@ -155,41 +165,70 @@ func (c *Cache) ensureGenesis(ctx context.Context) {
 	c.mu.Unlock()
 }
 
+// headEntries are the latest entries that describe the best head itself.
+var headEntries = [...]string{"chain_getBlockHash", "chain_getHeader", "chain_getBlock"}
+
 // refreshBest reads the best head and everything about it the latest
 // entries hold: hash first, then the header and block of that very hash,
-// so the entries agree with each other.
+// so the entries agree with each other. When the head has not changed,
+// its entries are only confirmed; the node's health and sync state, which
+// change without blocks, are read again either way.
 func (c *Cache) refreshBest(ctx context.Context) {
 	hashRaw, err := c.call(ctx, "chain_getBlockHash", nil)
 	hash, ok := hashString(hashRaw)
 	if err != nil || !ok {
 		return
 	}
+	c.mu.RLock()
+	_, haveBlock := c.latest["chain_getBlock"]
+	same := !c.best.at.IsZero() && c.best.hash == hash && haveBlock
+	c.mu.RUnlock()
+
 	at := json.RawMessage(`["` + hash + `"]`)
 	var header, block, health, syncState json.RawMessage
-	var wg sync.WaitGroup
-	for _, job := range []struct {
+	type job struct {
 		dst    *json.RawMessage
 		method string
 		params json.RawMessage
-	}{
-		{&header, "chain_getHeader", at},
-		{&block, "chain_getBlock", at},
-		{&health, "system_health", nil},
-		{&syncState, "system_syncState", nil},
-	} {
+	}
+	jobs := []job{{&health, "system_health", nil}, {&syncState, "system_syncState", nil}}
+	if !same {
+		jobs = append(jobs, job{&header, "chain_getHeader", at}, job{&block, "chain_getBlock", at})
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if v, err := c.call(ctx, job.method, job.params); err == nil && cacheable(v) {
-				*job.dst = v
+			if v, err := c.call(ctx, j.method, j.params); err == nil && cacheable(v) {
+				*j.dst = v
 			}
 		}()
 	}
 	wg.Wait()
 	now := c.clock.Now()
-	number, numOK := headerNumber(header)
 
 	c.mu.Lock()
+	if health != nil {
+		c.setLatestLocked("system_health", health, now)
+	}
+	if syncState != nil {
+		c.setLatestLocked("system_syncState", syncState, now)
+	}
+	if same {
+		if c.best.hash == hash {
+			c.best.at = now
+			for _, name := range headEntries {
+				if e, ok := c.latest[name]; ok {
+					e.at = now
+					c.latest[name] = e
+				}
+			}
+		}
+		c.mu.Unlock()
+		return
+	}
+	number, numOK := headerNumber(header)
 	// A node behind the others may answer with an older head; the latest
 	// entries never go backwards.
 	advance := numOK && (c.best.at.IsZero() || number >= c.best.number)
@@ -203,12 +242,6 @@ func (c *Cache) refreshBest(ctx context.Context) {
 			// The previous head's block must not pass for this one's.
 			c.dropLatestLocked("chain_getBlock")
 		}
-	}
-	if health != nil {
-		c.setLatestLocked("system_health", health, now)
-	}
-	if syncState != nil {
-		c.setLatestLocked("system_syncState", syncState, now)
 	}
 	id := c.id
 	c.mu.Unlock()
@@ -234,6 +267,19 @@ func (c *Cache) refreshFinalized(ctx context.Context) {
 	if err != nil || !ok {
 		return
 	}
+	c.mu.Lock()
+	if !c.final.at.IsZero() && c.final.hash == hash {
+		// Unchanged: confirmed.
+		now := c.clock.Now()
+		c.final.at = now
+		if e, ok := c.latest["chain_getFinalizedHead"]; ok {
+			e.at = now
+			c.latest["chain_getFinalizedHead"] = e
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
 	header, err := c.call(ctx, "chain_getHeader", json.RawMessage(`["`+hash+`"]`))
 	number, numOK := headerNumber(header)
 	if err != nil || !numOK {
