@@ -596,3 +596,46 @@ func TestHealthEndpointReportsHeads(t *testing.T) {
 		t.Fatalf("the public health endpoint shows the node's address: %s", body)
 	}
 }
+
+// A node that stops seeing new heads while another keeps seeing them stops
+// serving after head_timeout, even within max_lag.
+func TestNodeWithoutNewHeadsStopsServing(t *testing.T) {
+	chain := fakenode.NewChain()
+	a := fakenode.Start(t, fakenode.WithChain(chain))
+	b := fakenode.Start(t, fakenode.WithChain(chain))
+	opts := "request_timeout 2s\nhealth_interval 100ms\nmax_lag 1000\nhead_timeout 1s\nsubscription_grace 0s"
+	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
+	waitReady(t, gw, 2)
+	b.SetFollow(false)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				chain.NewBlock()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	hb := waitReady(t, gw, 1)
+	for _, n := range hb.Nodes {
+		if !n.Ready && !strings.Contains(n.NotReadyBecause, "no new head") {
+			t.Fatalf("reason %q", n.NotReadyBecause)
+		}
+	}
+	before := b.Calls("system_name")
+	for range 10 {
+		if r := testgw.PostCall(t, gw.HTTP("/dev"), "system_name", nil); r.Error != nil {
+			t.Fatal(string(r.Raw))
+		}
+	}
+	if b.Calls("system_name") != before {
+		t.Fatal("calls went to the node without new heads")
+	}
+	b.SetFollow(true)
+	waitReady(t, gw, 2)
+}

@@ -1,6 +1,7 @@
 package handler_test
 
 import (
+	"bytes"
 	"net/http"
 	"runtime"
 	"strings"
@@ -104,4 +105,33 @@ func awaitServing(t *testing.T, gw *testgw.Gateway) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// Shared subscriptions outlive a config: clients of the old config are
+// told to reconnect, and those that come back within the grace period
+// find the same upstream subscription.
+func TestReloadKeepsSharedSubscriptions(t *testing.T) {
+	node := fakenode.Start(t)
+	opts := strings.Replace(testChainOpts, "subscription_grace 0s", "subscription_grace 10s", 1)
+	gw := testgw.Start(t, chainBlock("dev", opts, node.URL()), "\telara_rpc")
+	c := testgw.Dial(t, gw.WS("/dev"))
+	c.Subscribe("state_subscribeRuntimeVersion", nil)
+	waitFor(t, "the upstream subscription", func() bool { return node.ActiveSubscriptions("state_subscribeRuntimeVersion") == 1 })
+	subscribes := node.Calls("state_subscribeRuntimeVersion")
+	testgw.Load(t, gw.Caddyfile(chainBlock("dev", opts, node.URL()), "\telara_rpc {\n\t\tmax_batch 10\n\t}"))
+	select {
+	case <-c.Closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old config's client was not closed")
+	}
+	awaitServing(t, gw)
+	again := testgw.Dial(t, gw.WS("/dev"))
+	again.Subscribe("state_subscribeRuntimeVersion", nil)
+	if r := again.Next(5 * time.Second); !bytes.Contains(r.Params.Result, []byte(`"specVersion"`)) {
+		t.Fatalf("the returning client did not get the current version: %s", r.Raw)
+	}
+	if node.ActiveSubscriptions("state_subscribeRuntimeVersion") != 1 || node.Calls("state_subscribeRuntimeVersion") != subscribes {
+		t.Fatalf("the reload reopened the shared subscription: %d active, %d subscribes (was %d)",
+			node.ActiveSubscriptions("state_subscribeRuntimeVersion"), node.Calls("state_subscribeRuntimeVersion"), subscribes)
+	}
 }
