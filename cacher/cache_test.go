@@ -135,89 +135,85 @@ func TestCachedCallsDoNotReachTheNode(t *testing.T) {
 	}
 }
 
+// N concurrent identical misses make one upstream call: misses that fill
+// a store entry, and calls the cache cannot answer at the moment (latest
+// entries stale after a stall).
 func TestSingleFlight(t *testing.T) {
-	env := startCache(t, nil)
-	release := make(chan struct{})
-	env.node.Handle("state_getStorageSize", func(json.RawMessage) (any, *fakenode.Error) {
-		<-release
-		return 42, nil
-	})
-	fin := env.node.Chain().Finalized()
-	params := json.RawMessage(`["0x01","` + fin.Hash + `"]`)
-	p := env.cache.plan("state_getStorageSize", params)
-	if p.kind != planKeyed {
-		t.Fatalf("plan %+v", p)
+	cases := []struct {
+		name, method string
+		params       func(fin fakenode.Header) json.RawMessage
+		prepare      func(env *testEnv)
+		answer       any
+		want         string
+		flightKey    func(env *testEnv, params json.RawMessage) string
+	}{
+		{
+			name: "store miss", method: "state_getStorageSize",
+			params:  func(fin fakenode.Header) json.RawMessage { return json.RawMessage(`["0x01","` + fin.Hash + `"]`) },
+			prepare: func(*testEnv) {},
+			answer:  42, want: "42",
+			flightKey: func(env *testEnv, params json.RawMessage) string {
+				return env.cache.plan("state_getStorageSize", params).key
+			},
+		},
+		{
+			name: "stale latest entry", method: "system_syncState",
+			params: func(fakenode.Header) json.RawMessage { return nil },
+			prepare: func(env *testEnv) {
+				// The suducer stalls (its first call of a refresh hangs),
+				// and its entries go stale.
+				env.node.SetDrop("chain_getBlockHash", true)
+				env.clock.Advance(10 * time.Second)
+			},
+			answer: map[string]int{"startingBlock": 0, "currentBlock": 7, "highestBlock": 7},
+			want:   `{"currentBlock":7,"highestBlock":7,"startingBlock":0}`,
+			flightKey: func(*testEnv, json.RawMessage) string {
+				return passFlightKey + "system_syncState\x00"
+			},
+		},
 	}
-	const n = 100
-	var wg sync.WaitGroup
-	results := make([]string, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, err := env.cache.Call(context.Background(), "state_getStorageSize", params)
-			results[i] = fmt.Sprintf("%s %v", v, err)
-		}()
-	}
-	// Release the node only once every caller waits on the shared call.
-	deadline := time.Now().Add(20 * time.Second)
-	for env.cache.flight.waiting(p.key) != n-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d callers joined", env.cache.flight.waiting(p.key))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
-	if got := env.node.Calls("state_getStorageSize"); got != 1 {
-		t.Fatalf("%d concurrent identical misses made %d upstream calls, want 1", n, got)
-	}
-	for i, r := range results {
-		if r != "42 <nil>" {
-			t.Fatalf("caller %d got %s", i, r)
-		}
-	}
-}
-
-// Latest calls that cannot be answered from the cache (entries stale
-// after a stall) still make one upstream call for all concurrent ones.
-func TestSingleFlightForStaleLatest(t *testing.T) {
-	env := startCache(t, nil)
-	env.clock.Advance(10 * time.Second) // every latest entry is stale now
-	release := make(chan struct{})
-	env.node.Handle("system_syncState", func(json.RawMessage) (any, *fakenode.Error) {
-		<-release
-		return map[string]int{"startingBlock": 0, "currentBlock": 7, "highestBlock": 7}, nil
-	})
-	key := passFlightKey + "system_syncState\x00"
-	const n = 100
-	var wg sync.WaitGroup
-	results := make([]string, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, err := env.cache.Call(context.Background(), "system_syncState", nil)
-			results[i] = fmt.Sprintf("%s %v", v, err)
-		}()
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for env.cache.flight.waiting(key) != n-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d callers joined", env.cache.flight.waiting(key))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	before := env.node.Calls("system_syncState")
-	close(release)
-	wg.Wait()
-	if got := env.node.Calls("system_syncState"); got != before {
-		t.Fatalf("the shared call was followed by %d more", got-before)
-	}
-	for i, r := range results {
-		if r != `{"currentBlock":7,"highestBlock":7,"startingBlock":0} <nil>` {
-			t.Fatalf("caller %d got %s", i, r)
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startCache(t, nil)
+			tc.prepare(env)
+			release := make(chan struct{})
+			env.node.Handle(tc.method, func(json.RawMessage) (any, *fakenode.Error) {
+				<-release
+				return tc.answer, nil
+			})
+			params := tc.params(env.node.Chain().Finalized())
+			key := tc.flightKey(env, params)
+			before := env.node.Calls(tc.method)
+			const n = 100
+			var wg sync.WaitGroup
+			results := make([]string, n)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					v, err := env.cache.Call(context.Background(), tc.method, params)
+					results[i] = fmt.Sprintf("%s %v", v, err)
+				}()
+			}
+			// Release the node only once every caller waits on the shared call.
+			deadline := time.Now().Add(20 * time.Second)
+			for env.cache.flight.waiting(key) != n-1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d callers joined", env.cache.flight.waiting(key))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(release)
+			wg.Wait()
+			if got := env.node.Calls(tc.method) - before; got != 1 {
+				t.Fatalf("%d concurrent identical calls made %d upstream calls, want 1", n, got)
+			}
+			for i, r := range results {
+				if r != tc.want+" <nil>" {
+					t.Fatalf("caller %d got %s", i, r)
+				}
+			}
+		})
 	}
 }
 

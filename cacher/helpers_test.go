@@ -237,35 +237,30 @@ func direct(t *testing.T, node *fakenode.Node, method, params string) json.RawMe
 	return m.Result
 }
 
-// countGoroutines counts the suducer's loops in this process.
-func countGoroutines() int {
+// allStacks is the stack of every goroutine.
+func allStacks() string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			buf = buf[:n]
-			break
+			return string(buf[:n])
 		}
 		buf = make([]byte, 2*len(buf))
 	}
-	return strings.Count(string(buf), "cacher.(*Cache).run(") + strings.Count(string(buf), "cacher.(*Cache).follow(")
+}
+
+// countGoroutines counts the suducer's loops in this process.
+func countGoroutines() int {
+	stacks := allStacks()
+	return strings.Count(stacks, "cacher.(*Cache).run(") + strings.Count(stacks, "cacher.(*Cache).follow(")
 }
 
 // cacheGoroutines counts goroutines running methods of this package's
 // types (the cache, its flights and stores), other than tests.
 func cacheGoroutines() (int, string) {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	count := 0
 	var found []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range strings.Split(allStacks(), "\n\n") {
 		if strings.Contains(g, "elara/cacher.(*") && !strings.Contains(g, "testing.tRunner") {
 			count++
 			found = append(found, g)

@@ -20,23 +20,6 @@ import (
 	"github.com/elara-gateway/elara/internal/testgw"
 )
 
-// postWithin is testgw.Post with a client timeout, so a gateway that
-// hangs fails the test instead of stalling it.
-func postWithin(t *testing.T, url, body string, timeout time.Duration) (int, []byte) {
-	t.Helper()
-	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, out
-}
-
 // dialRaw opens a WebSocket that nothing reads unless the test does.
 func dialRaw(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
@@ -98,7 +81,7 @@ func TestNodeThatNeverAnswersGivesUpstreamTimeout(t *testing.T) {
 			if tc.transport == "http" {
 				done := make(chan []byte, 1)
 				go func() {
-					status, out := postWithin(t, gw.HTTP("/dev"), tc.body, 30*time.Second)
+					status, out := testgw.PostWithin(t, gw.HTTP("/dev"), []byte(tc.body), 30*time.Second)
 					if status != http.StatusOK {
 						t.Errorf("status %d: %s", status, out)
 					}

@@ -23,13 +23,23 @@ subscription_grace 0s`
 // startPair runs a gateway over two nodes of one chain.
 func startPair(t *testing.T) (*testgw.Gateway, *fakenode.Node, *fakenode.Node) {
 	t.Helper()
+	return startPairWith(t, failoverOpts)
+}
+
+// startPairWith is startPair with other chain options; it returns once
+// both nodes are ready.
+func startPairWith(t *testing.T, opts string) (*testgw.Gateway, *fakenode.Node, *fakenode.Node) {
+	t.Helper()
 	chain := fakenode.NewChain()
 	a := fakenode.Start(t, fakenode.WithChain(chain))
 	b := fakenode.Start(t, fakenode.WithChain(chain))
-	gw := testgw.Start(t, chainBlock("dev", failoverOpts, a.URL(), b.URL()), "\telara_rpc")
+	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
 	waitReady(t, gw, 2)
 	return gw, a, b
 }
+
+// laggingOpts let a node fall behind and stay ready.
+const laggingOpts = "request_timeout 2s\nhealth_interval 100ms\nmax_lag 100\nhead_timeout 0s\nsubscription_grace 0s"
 
 type healthBody struct {
 	Ready int          `json:"ready"`
@@ -425,12 +435,8 @@ func TestAdminUpstreamsEndpoint(t *testing.T) {
 // A runtime-version subscription moved to a node still on the previous
 // runtime must not announce that runtime again.
 func TestFailoverToLaggingNodeDoesNotRollBackRuntimeVersion(t *testing.T) {
-	chain := fakenode.NewChain()
-	a := fakenode.Start(t, fakenode.WithChain(chain))
-	b := fakenode.Start(t, fakenode.WithChain(chain))
-	opts := "request_timeout 2s\nhealth_interval 100ms\nmax_lag 100\nhead_timeout 0s\nsubscription_grace 0s"
-	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
-	waitReady(t, gw, 2)
+	gw, a, b := startPairWith(t, laggingOpts)
+	chain := a.Chain()
 	c := testgw.Dial(t, gw.WS("/dev"))
 	c.Subscribe("state_subscribeRuntimeVersion", nil)
 	c.Next(5 * time.Second)
@@ -453,12 +459,8 @@ func TestFailoverToLaggingNodeDoesNotRollBackRuntimeVersion(t *testing.T) {
 // left are never rolled back: what that node sends about blocks clients
 // are past is dropped, later changes come through.
 func TestFailoverToLaggingNodeDoesNotRollBackStorageOrAllHeads(t *testing.T) {
-	chain := fakenode.NewChain()
-	a := fakenode.Start(t, fakenode.WithChain(chain))
-	b := fakenode.Start(t, fakenode.WithChain(chain))
-	opts := "request_timeout 2s\nhealth_interval 100ms\nmax_lag 100\nhead_timeout 0s\nsubscription_grace 0s"
-	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
-	waitReady(t, gw, 2)
+	gw, a, b := startPairWith(t, laggingOpts)
+	chain := a.Chain()
 	// Both subscriptions open on a: b is unready meanwhile.
 	b.SetSyncing(true)
 	waitReady(t, gw, 1)
@@ -530,11 +532,8 @@ func TestFailoverToLaggingNodeDoesNotRollBackStorageOrAllHeads(t *testing.T) {
 }
 
 func TestDefaultMaxLagIsFiveBlocks(t *testing.T) {
-	chain := fakenode.NewChain()
-	a := fakenode.Start(t, fakenode.WithChain(chain))
-	b := fakenode.Start(t, fakenode.WithChain(chain))
-	gw := testgw.Start(t, chainBlock("dev", "request_timeout 2s\nhealth_interval 100ms", a.URL(), b.URL()), "\telara_rpc")
-	waitReady(t, gw, 2)
+	gw, a, b := startPairWith(t, "request_timeout 2s\nhealth_interval 100ms")
+	chain := a.Chain()
 	b.SetFollow(false)
 	for range 5 {
 		chain.NewBlock()
@@ -600,12 +599,8 @@ func TestHealthEndpointReportsHeads(t *testing.T) {
 // A node that stops seeing new heads while another keeps seeing them stops
 // serving after head_timeout, even within max_lag.
 func TestNodeWithoutNewHeadsStopsServing(t *testing.T) {
-	chain := fakenode.NewChain()
-	a := fakenode.Start(t, fakenode.WithChain(chain))
-	b := fakenode.Start(t, fakenode.WithChain(chain))
-	opts := "request_timeout 2s\nhealth_interval 100ms\nmax_lag 1000\nhead_timeout 1s\nsubscription_grace 0s"
-	gw := testgw.Start(t, chainBlock("dev", opts, a.URL(), b.URL()), "\telara_rpc")
-	waitReady(t, gw, 2)
+	gw, a, b := startPairWith(t, "request_timeout 2s\nhealth_interval 100ms\nmax_lag 1000\nhead_timeout 1s\nsubscription_grace 0s")
+	chain := a.Chain()
 	b.SetFollow(false)
 	stop := make(chan struct{})
 	done := make(chan struct{})

@@ -48,7 +48,15 @@ var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true
 // Post sends a raw body and returns the status and body.
 func Post(t testing.TB, url string, body []byte) (int, []byte) {
 	t.Helper()
-	resp, err := httpClient.Post(url, "application/json", bytes.NewReader(body))
+	return PostWithin(t, url, body, time.Minute)
+}
+
+// PostWithin is Post with a client timeout, so a gateway that hangs fails
+// the test instead of stalling it.
+func PostWithin(t testing.TB, url string, body []byte, timeout time.Duration) (int, []byte) {
+	t.Helper()
+	client := &http.Client{Transport: httpClient.Transport, Timeout: timeout}
+	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}
