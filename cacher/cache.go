@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,7 +212,11 @@ const passFlightKey = "\x00pass:"
 // latest entry, head or runtime not known yet) from a node, once for all
 // concurrent identical calls: after a stall every client asks at once.
 func (c *Cache) uncached(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	v, err := c.flight.do(ctx, passFlightKey+method+"\x00"+string(params), c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
+	// Callers told of different heads do not share a call: one told of
+	// block N must not get an answer asked for before N.
+	key := passFlightKey + strconv.FormatUint(c.seenBest.Load(), 10) + ":" + strconv.FormatUint(c.seenFinal.Load(), 10) +
+		"\x00" + method + "\x00" + string(params)
+	v, err := c.flight.do(ctx, key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
 		return c.up.Call(fctx, method, params)
 	})
 	if errors.Is(err, errClosed) {

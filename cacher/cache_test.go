@@ -168,7 +168,7 @@ func TestSingleFlight(t *testing.T) {
 			answer: map[string]int{"startingBlock": 0, "currentBlock": 7, "highestBlock": 7},
 			want:   `{"currentBlock":7,"highestBlock":7,"startingBlock":0}`,
 			flightKey: func(*testEnv, json.RawMessage) string {
-				return passFlightKey + "system_syncState\x00"
+				return passFlightKey + "0:0\x00system_syncState\x00"
 			},
 		},
 	}
@@ -215,6 +215,45 @@ func TestSingleFlight(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A client told of a newer head never joins a call started before it was:
+// that call may answer for the head before.
+func TestCallersToldOfANewerHeadDoNotJoinOlderCalls(t *testing.T) {
+	env := startCache(t, nil)
+	env.node.SetDrop("chain_getBlockHash", true) // the suducer stalls
+	env.clock.Advance(10 * time.Second)          // and its entries go stale
+	release := make(chan struct{})
+	env.node.Handle("chain_getHeader", func(json.RawMessage) (any, *fakenode.Error) {
+		<-release
+		return env.node.Chain().Best(), nil
+	})
+	before := env.node.Calls("chain_getHeader")
+	var wg sync.WaitGroup
+	call := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = env.cache.Call(context.Background(), "chain_getHeader", nil)
+		}()
+	}
+	waitCalls := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for env.node.Calls("chain_getHeader") < before+n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d upstream calls, want %d", env.node.Calls("chain_getHeader")-before, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	call()
+	waitCalls(1)
+	env.cache.ObserveHead(env.node.Chain().Best().Number+1, false)
+	call()
+	waitCalls(2)
+	close(release)
+	wg.Wait()
 }
 
 func TestNewHeadRefreshesLatest(t *testing.T) {

@@ -234,10 +234,12 @@ func (c *Cache) checkGenesis(ctx context.Context, spec string) {
 		c.anchor = runtimeAnchor{}
 		c.constSpec = ""
 		c.best, c.final = head{}, head{}
-		// The old chain's latest answers are not this chain's.
+		// The old chain's latest answers and heads are not this chain's.
 		for name := range c.latest {
 			c.dropLatestLocked(name)
 		}
+		c.seenBest.Store(0)
+		c.seenFinal.Store(0)
 	}
 	c.mu.Unlock()
 	if ce := c.log.Check(zap.WarnLevel, "chain genesis changed"); ce != nil {

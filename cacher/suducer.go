@@ -100,7 +100,9 @@ func (c *Cache) quiet() uint32 {
 	due := func(sub int, h head) bool {
 		limit := c.opts.Refresh
 		if c.subscribed[sub].Load() {
-			limit = 2 * c.opts.Refresh
+			// Ticks come every period at any phase: polling past this age
+			// confirms the entries before they go stale.
+			limit = min(2*c.opts.Refresh, max(c.staleAfter-c.opts.Refresh, 0))
 		}
 		return h.at.IsZero() || now.Sub(h.at) >= limit
 	}
@@ -359,14 +361,20 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) bool {
 		}
 		p := c.keyedPlan(c.rules.Label(m), buildKey(id, scopeRuntime+spec, m, emptyArray), emptyArray, false, c.rules.TTL(m, ClassConstant))
 		cctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		var err error
 		switch {
 		case rule.Class != ClassAtBlock:
-			_, _ = c.fetch(cctx, m, p) // the node's constants
+			_, err = c.fetch(cctx, m, p) // the node's constants
 		case anchored:
 			p.runtime, p.hashPos = spec, rule.HashPos
-			_, _ = c.fetchRuntime(cctx, m, p, anchor)
+			_, err = c.fetchRuntime(cctx, m, p, anchor)
 		}
 		cancel()
+		if errors.Is(err, errNoAnchor) {
+			// The anchor turned out to run another runtime: nothing more
+			// is fetched at it, and the next period looks for another.
+			return false
+		}
 	}
 	return anchored
 }

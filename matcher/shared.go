@@ -123,7 +123,9 @@ func (s *sharedSub) enqueue(ev sharedEvent) {
 		return // from an upstream subscription already given up
 	}
 	s.qmu.Lock()
-	if len(s.queue) >= sharedQueue {
+	// Only notifications are dropped: a lost connection or a readiness
+	// change must reach the worker, or the subscription stays where it is.
+	if len(s.queue) >= sharedQueue && ev.kind == evNotify {
 		warn := !s.queueFull
 		s.queueFull = true
 		s.qmu.Unlock()
@@ -344,6 +346,11 @@ func (s *sharedSub) run() {
 		}
 		s.m.log.Info("shared subscription moved", zap.String("subscription", s.fam.Name), zap.String("reason", why), zap.Stringer("node", s.node()))
 		why, retry, changes = "", nil, nil
+		// The node may have stopped being ready while the subscription
+		// was opened on it; that change found no subscription to move.
+		if n := s.node(); n != nil && !s.m.up.Ready(n) {
+			s.enqueue(sharedEvent{kind: evCheck})
+		}
 	}
 }
 
