@@ -312,11 +312,10 @@ func checkNodeURL(raw string) error {
 	if !ok {
 		return fmt.Errorf("node url must start with ws://, wss://, http:// or https://")
 	}
-	switch strings.ToLower(scheme) {
-	case "ws", "wss", "http", "https":
-		return nil
+	if !suber.ValidScheme(strings.ToLower(scheme)) {
+		return fmt.Errorf("node url scheme %q: must be ws, wss, http or https", scheme)
 	}
-	return fmt.Errorf("node url scheme %q: must be ws, wss, http or https", scheme)
+	return nil
 }
 
 // Interface guards

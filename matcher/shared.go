@@ -73,6 +73,9 @@ type sharedSub struct {
 	// about a block past what clients already have.
 	leftBest   uint64
 	catchingUp bool
+	// have is the block number clients have storage values for, found at
+	// the first change of a catch-up (0 until then).
+	have uint64
 	// recent remembers the last allHeads headers delivered, so a node
 	// switched to does not repeat them.
 	recent   [recentHeads]uint64
@@ -372,6 +375,7 @@ func (s *sharedSub) open(ctx context.Context) error {
 	s.up, s.gen, s.openedAt = up, gen, time.Now()
 	s.moved = s.last != nil
 	s.catchingUp = s.fam.Name == "storage" && s.stBlock != nil
+	s.have = 0
 	s.mu.Unlock()
 	if old != nil {
 		s.m.background(func() { s.m.unsubscribe(old) })
@@ -609,7 +613,7 @@ func (s *sharedSub) allKeys() bool { return len(s.params) <= 2 }
 // usual). Block numbers come from the new node.
 func (s *sharedSub) pastLeftBlock(result json.RawMessage) bool {
 	s.mu.Lock()
-	catchingUp, up, sent, leftBest := s.catchingUp, s.up, s.stBlock, s.leftBest
+	catchingUp, up, sent, have, leftBest := s.catchingUp, s.up, s.stBlock, s.have, s.leftBest
 	s.mu.Unlock()
 	if !catchingUp || up == nil || s.allKeys() {
 		return true
@@ -618,11 +622,16 @@ func (s *sharedSub) pastLeftBlock(result json.RawMessage) bool {
 	if json.Unmarshal(result, &sc) != nil || len(sc.Block) == 0 {
 		return true
 	}
-	// What clients have: the block of the last change sent, if the new
-	// node knows it, else the best head of the node left.
-	have := leftBest
-	if n, ok := s.blockNumber(up, sent); ok {
-		have = n
+	if have == 0 {
+		// What clients have: the block of the last change sent, if the
+		// new node knows it, else the best head of the node left.
+		have = leftBest
+		if n, ok := s.blockNumber(up, sent); ok {
+			have = n
+		}
+		s.mu.Lock()
+		s.have = have
+		s.mu.Unlock()
 	}
 	n, ok := s.blockNumber(up, sc.Block)
 	if ok && n < have {

@@ -58,7 +58,12 @@ type Node struct {
 func NewNode(rawURL string, opts Options) (*Node, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("node url %q: %w", rawURL, err)
+		// url.Error repeats the URL, which may carry an API key.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("node url: %w", err)
 	}
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,6 +80,10 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 		kicks:    make(chan struct{}, 1),
 		watchers: make(map[int]func()),
 	}
+	if !ValidScheme(u.Scheme) {
+		cancel()
+		return nil, fmt.Errorf("node url scheme %q: must be ws, wss, http or https", u.Scheme)
+	}
 	switch u.Scheme {
 	case "ws", "wss":
 		n.slots = make([]*slot, opts.PoolSize)
@@ -82,14 +91,21 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 			n.slots[i] = &slot{node: n}
 		}
 		n.triedLeft.Store(int32(opts.PoolSize))
-	case "http", "https":
+	default: // http, https
 		n.http = newHTTPTransport(rawURL, redact(u), opts)
 		close(n.tried)
-	default:
-		cancel()
-		return nil, fmt.Errorf("node url %q: scheme must be ws, wss, http or https", rawURL)
 	}
 	return n, nil
+}
+
+// ValidScheme reports whether a node URL scheme can be served: WebSocket
+// (calls and subscriptions) or HTTP (calls only).
+func ValidScheme(scheme string) bool {
+	switch scheme {
+	case "ws", "wss", "http", "https":
+		return true
+	}
+	return false
 }
 
 // URL is the node's address as configured.
