@@ -1,26 +1,63 @@
 #!/usr/bin/env bash
 # Builds Caddy with the Elara plugin and runs the gateway on 127.0.0.1:8080.
 #
-#   ./run.sh                                  # in front of a local dev chain (Chopsticks, offline)
+#   ./run.sh                                     # in front of a local dev chain (Chopsticks, offline)
 #   ELARA_UPSTREAM=wss://node.example ./run.sh   # in front of a real node
 #
-# Then: ws://127.0.0.1:8080/polkadot (WebSocket) or POST http://127.0.0.1:8080/polkadot
+# With the dev chain the gateway serves it as "westend-dev"; in front of a
+# real node as $ELARA_CHAIN (default "polkadot"). The URLs to use are printed
+# once the gateway answers. SIGTERM, SIGINT (Ctrl-C) or any exit stops every
+# process this script started.
 set -euo pipefail
 cd "$(dirname "$0")"
 [[ -x ./caddy ]] || ./xcaddy.sh
-export ELARA_CHAIN="${ELARA_CHAIN:-polkadot}"
+
 export ELARA_LISTEN="${ELARA_LISTEN:-127.0.0.1:8080}"
+PIDS=()
+stop_children() {
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'stop_children' EXIT
+trap 'stop_children; exit 143' TERM
+trap 'stop_children; exit 130' INT
+
+rpc_answers() { # URL: true once a JSON-RPC call there gets a result
+	curl -sf -m 2 -H 'Content-Type: application/json' \
+		-d '{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}' "$1" 2>/dev/null | grep -q '"result"'
+}
+
 if [[ -z "${ELARA_UPSTREAM:-}" ]]; then
+	export ELARA_CHAIN="${ELARA_CHAIN:-westend-dev}"
 	DEV_PORT="${ELARA_DEV_PORT:-9944}"
 	scripts/dev-chain.sh "$DEV_PORT" &
-	DEV_PID=$!
-	trap 'kill "$DEV_PID" 2>/dev/null || true; wait "$DEV_PID" 2>/dev/null || true' EXIT INT TERM
+	PIDS+=("$!")
 	for _ in $(seq 1 600); do
-		curl -sf -m 2 -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}' "http://127.0.0.1:$DEV_PORT" >/dev/null && break
-		kill -0 "$DEV_PID" 2>/dev/null || exit 1
+		rpc_answers "http://127.0.0.1:$DEV_PORT" && break
+		kill -0 "${PIDS[0]}" 2>/dev/null || { echo "run.sh: the dev chain did not start (see its output above)" >&2; exit 1; }
 		sleep 0.5
 	done
 	export ELARA_UPSTREAM="ws://127.0.0.1:$DEV_PORT"
+else
+	export ELARA_CHAIN="${ELARA_CHAIN:-polkadot}"
 fi
-echo "gateway: ws://$ELARA_LISTEN/$ELARA_CHAIN -> $ELARA_UPSTREAM" >&2
-./caddy run --config caddyfile_examples/quickstart.Caddyfile --adapter caddyfile
+
+./caddy run --config caddyfile_examples/quickstart.Caddyfile --adapter caddyfile &
+CADDY_PID=$!
+PIDS+=("$CADDY_PID")
+for _ in $(seq 1 120); do
+	rpc_answers "http://$ELARA_LISTEN/$ELARA_CHAIN" && break
+	kill -0 "$CADDY_PID" 2>/dev/null || { echo "run.sh: caddy exited (see its log above)" >&2; exit 1; }
+	sleep 0.5
+done
+cat >&2 <<MSG
+
+Elara is ready: chain "$ELARA_CHAIN" in front of $ELARA_UPSTREAM
+  HTTP:      http://$ELARA_LISTEN/$ELARA_CHAIN
+  WebSocket: ws://$ELARA_LISTEN/$ELARA_CHAIN
+  Metrics:   http://$ELARA_LISTEN/metrics
+Stop with Ctrl-C.
+
+MSG
+wait "$CADDY_PID"

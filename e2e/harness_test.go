@@ -92,8 +92,6 @@ func packageWorkDir(t *testing.T) string {
 // ---------------------------------------------------------------------------
 // prerequisites
 
-const readmeHint = "run the e2e test command from e2e/README.md (it runs `npm ci` in e2e/testdata and builds the gateway)"
-
 func chainSpecPath() string {
 	if p := os.Getenv("ELARA_E2E_CHAINSPEC"); p != "" {
 		if filepath.IsAbs(p) {
@@ -101,18 +99,22 @@ func chainSpecPath() string {
 		}
 		return filepath.Join(repoRoot, p)
 	}
-	return filepath.Join(repoRoot, "..", "shared", "peer", "westend-dev-spec-raw.json")
+	return filepath.Join(repoRoot, "testdata", "westend-dev-spec-raw.json")
 }
 
 // prerequisites returns a skip message when the environment cannot run the
-// real-node tests, or "" when it can.
+// real-node tests, or "" when it can. Each message names the one step that
+// fixes what is missing.
 func prerequisites() string {
 	spec := chainSpecPath()
 	if _, err := os.Stat(spec); err != nil {
-		return fmt.Sprintf("e2e: chain spec not found at %s (set ELARA_E2E_CHAINSPEC to a raw Substrate chain spec); %s", spec, readmeHint)
+		if os.Getenv("ELARA_E2E_CHAINSPEC") != "" {
+			return fmt.Sprintf("e2e: ELARA_E2E_CHAINSPEC names %s, which cannot be read (%v): point it at a raw Substrate chain spec, or unset it to use the repository's testdata/westend-dev-spec-raw.json", spec, err)
+		}
+		return fmt.Sprintf("e2e: the repository's chain spec %s is missing (%v): restore it with `git checkout -- testdata/`", spec, err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		return "e2e: `node` (Node.js >= 20) is not on PATH; " + readmeHint
+		return "e2e: `node` (Node.js >= 20) is not on PATH: install Node.js 20 or later"
 	}
 	for _, p := range []string{
 		"node_modules/@acala-network/chopsticks/chopsticks.cjs",
@@ -120,7 +122,7 @@ func prerequisites() string {
 		"node_modules/ws/package.json",
 	} {
 		if _, err := os.Stat(filepath.Join(testdataDir, p)); err != nil {
-			return fmt.Sprintf("e2e: npm packages are not installed (%s missing); %s", filepath.Join("e2e/testdata", p), readmeHint)
+			return fmt.Sprintf("e2e: npm packages are not installed (%s missing): run `npm ci` in e2e/testdata (./test.sh does)", filepath.Join("e2e/testdata", p))
 		}
 	}
 	return ""

@@ -4,12 +4,13 @@
 #
 #   scripts/dev-chain.sh PORT      # runs in the foreground until killed
 #
-# The spec comes from ELARA_E2E_CHAINSPEC (default: ../shared/peer/westend-dev-spec-raw.json).
+# The spec comes from ELARA_E2E_CHAINSPEC (default: testdata/westend-dev-spec-raw.json,
+# shipped with the repository; see testdata/NOTICE).
 # A block is made every ELARA_DEV_BLOCK_TIME seconds (default 6) so heads move.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PORT="${1:-9944}"
-SPEC="${ELARA_E2E_CHAINSPEC:-$ROOT/../shared/peer/westend-dev-spec-raw.json}"
+SPEC="${ELARA_E2E_CHAINSPEC:-$ROOT/testdata/westend-dev-spec-raw.json}"
 BLOCK_TIME="${ELARA_DEV_BLOCK_TIME:-6}"
 NPM_DIR="$ROOT/e2e/testdata"
 [[ -f "$SPEC" ]] || { echo "chain spec not found: $SPEC (set ELARA_E2E_CHAINSPEC)" >&2; exit 2; }
@@ -29,16 +30,20 @@ SPEC="$SPEC" NORM="$NORM" node -e '
 node "$NPM_DIR/node_modules/@acala-network/chopsticks/chopsticks.cjs" \
 	--genesis "$NORM" --host 127.0.0.1 --port "$PORT" --build-block-mode Instant > "$WORK/chopsticks.log" 2>&1 &
 PID=$!
-trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT INT TERM
+# The sleeps below run in the background and are waited for, so that a
+# signal is handled at once instead of after the current sleep.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 for _ in $(seq 1 240); do
 	kill -0 "$PID" 2>/dev/null || { cat "$WORK/chopsticks.log" >&2; exit 1; }
 	if curl -sf -m 2 -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}' "http://127.0.0.1:$PORT" >/dev/null; then
 		break
 	fi
-	sleep 0.5
+	sleep 0.5 & wait $!
 done
 echo "dev chain (chopsticks pid $PID) on ws://127.0.0.1:$PORT, a block every ${BLOCK_TIME}s" >&2
 while kill -0 "$PID" 2>/dev/null; do
-	sleep "$BLOCK_TIME"
+	sleep "$BLOCK_TIME" & wait $!
 	curl -sf -m 5 -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"dev_newBlock","params":[]}' "http://127.0.0.1:$PORT" >/dev/null || true
 done
