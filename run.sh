@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds Caddy with the Elara plugin and runs the gateway on 127.0.0.1:8080.
+# Builds Caddy with the Elara plugin and runs the gateway on 127.0.0.1:8080
+# (ELARA_BIND and ELARA_PORT change the address).
 #
 #   ./run.sh                                     # in front of a local dev chain (Chopsticks, offline)
 #   ELARA_UPSTREAM=wss://node.example ./run.sh   # in front of a real node
@@ -10,9 +11,15 @@
 # process this script started.
 set -euo pipefail
 cd "$(dirname "$0")"
-[[ -x ./caddy ]] || ./xcaddy.sh
+# ELARA_CADDY_BIN runs another build of the gateway (the tests use it).
+CADDY="${ELARA_CADDY_BIN:-./caddy}"
+[[ -x "$CADDY" ]] || ./xcaddy.sh
 
-export ELARA_LISTEN="${ELARA_LISTEN:-127.0.0.1:8080}"
+export ELARA_BIND="${ELARA_BIND:-127.0.0.1}" ELARA_PORT="${ELARA_PORT:-8080}"
+# Where this machine's clients reach the gateway.
+HOST="$ELARA_BIND"; [[ "$HOST" == 0.0.0.0 || "$HOST" == "::" ]] && HOST=127.0.0.1
+[[ "$HOST" == *:* ]] && HOST="[$HOST]"
+GATEWAY="$HOST:$ELARA_PORT"
 PIDS=()
 stop_children() {
 	trap - EXIT INT TERM
@@ -43,20 +50,20 @@ else
 	export ELARA_CHAIN="${ELARA_CHAIN:-polkadot}"
 fi
 
-./caddy run --config caddyfile_examples/quickstart.Caddyfile --adapter caddyfile &
+"$CADDY" run --config caddyfile_examples/quickstart.Caddyfile --adapter caddyfile &
 CADDY_PID=$!
 PIDS+=("$CADDY_PID")
 for _ in $(seq 1 120); do
-	rpc_answers "http://$ELARA_LISTEN/$ELARA_CHAIN" && break
+	rpc_answers "http://$GATEWAY/$ELARA_CHAIN" && break
 	kill -0 "$CADDY_PID" 2>/dev/null || { echo "run.sh: caddy exited (see its log above)" >&2; exit 1; }
 	sleep 0.5
 done
 cat >&2 <<MSG
 
 Elara is ready: chain "$ELARA_CHAIN" in front of $ELARA_UPSTREAM
-  HTTP:      http://$ELARA_LISTEN/$ELARA_CHAIN
-  WebSocket: ws://$ELARA_LISTEN/$ELARA_CHAIN
-  Metrics:   http://$ELARA_LISTEN/metrics
+  HTTP:      http://$GATEWAY/$ELARA_CHAIN
+  WebSocket: ws://$GATEWAY/$ELARA_CHAIN
+  Metrics:   http://$GATEWAY/metrics
 Stop with Ctrl-C.
 
 MSG

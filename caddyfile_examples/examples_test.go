@@ -5,12 +5,16 @@ package examples
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/elara-gateway/elara/internal/fakenode"
@@ -56,7 +60,7 @@ func mustConfig(t *testing.T, raw []byte) *caddy.Config {
 func runExample(t *testing.T, file string, env map[string]string) *testgw.Gateway {
 	t.Helper()
 	port := testgw.FreePort(t)
-	env["ELARA_LISTEN"] = "127.0.0.1:" + itoa(port)
+	env["ELARA_PORT"] = itoa(port)
 	env["ELARA_ADMIN"] = "127.0.0.1:" + itoa(testgw.FreePort(t))
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -171,5 +175,168 @@ func TestOperatorExampleRefusesOutsideAddresses(t *testing.T) {
 				t.Fatalf("forwarded=%v, want %v: %s", got, tc.forwarded, body)
 			}
 		})
+	}
+}
+
+// The quickstart answers every host name that reaches its address: a host
+// in the site address would make Caddy answer other names (localhost) with
+// an empty 200 and fail their WebSocket handshakes.
+func TestQuickstartAnswersEveryHostName(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := runExample(t, "quickstart.Caddyfile", map[string]string{"ELARA_UPSTREAM": node.URL(), "ELARA_CHAIN": "devnet"})
+	for _, host := range []string{"localhost", "127.0.0.1", "rpc.example.com", "localhost:" + itoa(gw.Port)} {
+		t.Run(host, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, gw.HTTP("/devnet"), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = host
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), `"Fake Dev"`) {
+				t.Fatalf("HTTP with Host %q: %d %s", host, resp.StatusCode, body)
+			}
+			hdr := http.Header{"Host": {host}}
+			conn, resp, err := websocket.DefaultDialer.Dial(gw.WS("/devnet"), hdr)
+			if err != nil {
+				status := 0
+				if resp != nil {
+					status = resp.StatusCode
+				}
+				t.Fatalf("WebSocket with Host %q: %v (HTTP %d)", host, err, status)
+			}
+			defer conn.Close()
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":7,"method":"system_chain","params":[]}`)); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, msg, err := conn.ReadMessage()
+			if err != nil || !strings.Contains(string(msg), `"Fake Dev"`) {
+				t.Fatalf("WebSocket call with Host %q: %v %s", host, err, msg)
+			}
+		})
+	}
+}
+
+// Every path the quickstart serves answers JSON: no empty 200 anywhere.
+func TestQuickstartUnmatchedPathsAnswerJSON(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := runExample(t, "quickstart.Caddyfile", map[string]string{"ELARA_UPSTREAM": node.URL(), "ELARA_CHAIN": "devnet"})
+	cases := []struct {
+		name, method, path, want string
+	}{
+		{"root GET", http.MethodGet, "/", "this gateway serves /devnet"},
+		{"root POST", http.MethodPost, "/", "this gateway serves /devnet"},
+		{"favicon", http.MethodGet, "/favicon.ico", `Unknown chain \"favicon.ico\"`},
+		{"unknown chain", http.MethodPost, "/kusama", `Unknown chain \"kusama\"; this gateway serves /devnet`},
+		{"too deep", http.MethodPost, "/devnet/a/b", "Unknown path"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, gw.HTTP(tc.path), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", resp.StatusCode, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			var reply struct {
+				Error struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(body, &reply); err != nil || reply.Error.Code != -32600 {
+				t.Fatalf("not a JSON-RPC error: %v %s", err, body)
+			}
+			if !strings.Contains(string(body), tc.want) {
+				t.Fatalf("body %s does not say %q", body, tc.want)
+			}
+		})
+	}
+}
+
+// The examples meant for one machine listen on loopback only unless
+// ELARA_BIND says otherwise: Caddy binds every interface by default.
+func TestExamplesBindLoopbackUnlessTold(t *testing.T) {
+	files, err := filepath.Glob("*.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f == "production.Caddyfile" {
+			continue // a public site on its domain: every interface
+		}
+		for _, tc := range []struct {
+			name, bind, want string
+		}{
+			{"default", "", "127.0.0.1:"},
+			{"ELARA_BIND", "0.0.0.0", "0.0.0.0:"},
+		} {
+			t.Run(f+"/"+tc.name, func(t *testing.T) {
+				t.Setenv("ELARA_BIND", tc.bind)
+				if tc.bind == "" {
+					os.Unsetenv("ELARA_BIND")
+				}
+				src, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := testgw.Adapt(string(src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var cfg struct {
+					Apps struct {
+						HTTP struct {
+							Servers map[string]struct {
+								Listen []string `json:"listen"`
+								Routes []struct {
+									Match []map[string]any `json:"match"`
+								} `json:"routes"`
+							} `json:"servers"`
+						} `json:"http"`
+					} `json:"apps"`
+				}
+				if err := json.Unmarshal(raw, &cfg); err != nil {
+					t.Fatal(err)
+				}
+				if len(cfg.Apps.HTTP.Servers) == 0 {
+					t.Fatal("no server")
+				}
+				for name, srv := range cfg.Apps.HTTP.Servers {
+					if len(srv.Listen) == 0 {
+						t.Fatalf("%s: no listen address", name)
+					}
+					for _, l := range srv.Listen {
+						if !strings.HasPrefix(l, tc.want) {
+							t.Fatalf("%s listens on %q, want %s*", name, l, tc.want)
+						}
+					}
+					for _, r := range srv.Routes {
+						for _, m := range r.Match {
+							if _, ok := m["host"]; ok {
+								t.Fatalf("%s matches on host %v: other host names would get an empty reply", name, m["host"])
+							}
+						}
+					}
+				}
+			})
+		}
 	}
 }

@@ -235,11 +235,11 @@ func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	name := parts[0]
 	if name == "" || (h.chains != nil && !h.chains[name]) {
-		return route{}, unknownChain(name), http.StatusNotFound
+		return route{}, h.unknownChain(name), http.StatusNotFound
 	}
 	c := h.app.Chain(name)
 	if c == nil {
-		return route{}, unknownChain(name), http.StatusNotFound
+		return route{}, h.unknownChain(name), http.StatusNotFound
 	}
 	rt := route{chain: c}
 	switch len(parts) {
@@ -260,11 +260,26 @@ func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
 	return rt, nil, 0
 }
 
-func unknownChain(name string) *jsonrpc.Error {
+// unknownChain tells a client that reached no chain which paths it can use,
+// so that no path the handler sees answers an empty page.
+func (h *Handler) unknownChain(name string) *jsonrpc.Error {
+	var paths []string
+	for _, c := range h.app.ChainNames() {
+		if h.chains == nil || h.chains[c] {
+			paths = append(paths, "/"+c)
+		}
+	}
+	served := "; this gateway serves " + strings.Join(paths, ", ")
+	if len(paths) == 0 {
+		served = "; this gateway serves no chain"
+	}
+	if name == "" {
+		return jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "No chain in the path"+served)
+	}
 	if len(name) > 64 {
 		name = name[:64] + "…"
 	}
-	return jsonrpc.NewError(jsonrpc.CodeInvalidRequest, fmt.Sprintf("Unknown chain %q", name))
+	return jsonrpc.NewError(jsonrpc.CodeInvalidRequest, fmt.Sprintf("Unknown chain %q", name)+served)
 }
 
 func validProject(s string) bool {
