@@ -111,7 +111,10 @@ func runBrowserScript(t *testing.T, chromium, script string, out any, args ...st
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
 	cmd.Dir = testdataDir
-	cmd.Env = append(os.Environ(), "ELARA_CHROMIUM="+chromium, "ELARA_BROWSER_SHOT="+shot)
+	// Chromium's crash handler and caches write under the XDG dirs, not
+	// the profile playwright gives it: keep them out of $HOME.
+	cmd.Env = append(os.Environ(), "ELARA_CHROMIUM="+chromium, "ELARA_BROWSER_SHOT="+shot,
+		"XDG_CONFIG_HOME="+filepath.Join(tmp, "config"), "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"))
 	cmd.WaitDelay = 10 * time.Second
 	cmd.SysProcAttr = childProcAttr()
 	var stdout, stderr bytes.Buffer
