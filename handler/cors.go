@@ -53,7 +53,7 @@ func NormalizeOrigin(origin string) (string, error) {
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || u.User != nil ||
-		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(origin, "?") || strings.HasSuffix(origin, "#") {
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || strings.Contains(origin, "#") {
 		return "", fmt.Errorf("origin %q: write it as scheme://host[:port], with no path (e.g. https://app.example.com)", origin)
 	}
 	host := strings.ToLower(u.Hostname())
@@ -76,9 +76,6 @@ func NormalizeOrigin(origin string) (string, error) {
 	}
 	return scheme + "://" + host, nil
 }
-
-// AllowsAll reports whether every origin may call.
-func (c *CORS) AllowsAll() bool { return c.origins == nil }
 
 // Allows reports whether a request with this Origin header may be served.
 // No Origin header means no browser enforces anything: always served.
