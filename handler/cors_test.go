@@ -356,16 +356,34 @@ func TestOriginsCaddyfileErrors(t *testing.T) {
 func TestOriginsJSONConfigChecked(t *testing.T) {
 	testgw.Isolate()
 	port := testgw.FreePort(t)
-	for _, origins := range []string{`["https://a.example/path"]`, `["*","https://a.example"]`, `["a.example"]`} {
-		t.Run(origins, func(t *testing.T) {
+	cases := []struct {
+		origins string
+		ok      bool
+	}{
+		{`["https://a.example", "HTTP://LOCALHOST:3000"]`, true},
+		{`["*"]`, true},
+		{`["https://a.example/path"]`, false},
+		{`["*","https://a.example"]`, false},
+		{`["a.example"]`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.origins, func(t *testing.T) {
 			cfg := fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"elara":{},"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],
-				"routes":[{"handle":[{"handler":"elara_rpc","origins":%s}]}]}}}}}`, port, origins)
+				"routes":[{"handle":[{"handler":"elara_rpc","origins":%s}]}]}}}}}`, port, tc.origins)
 			err := caddy.Load([]byte(cfg), true)
 			if err == nil {
 				stopCaddy(t)
-				t.Fatalf("origins %s accepted", origins)
 			}
-			if !strings.Contains(err.Error(), "origins") {
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("valid origins refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("origins %s accepted", tc.origins)
+			}
+			if !strings.Contains(err.Error(), "origins:") {
 				t.Errorf("error %q does not name the field", err)
 			}
 		})
