@@ -30,11 +30,15 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		ping_interval     <duration>
 //		send_queue        <messages>
 //		write_timeout     <duration>
+//		origins           <origin>...
 //	}
 //
 // Chains given inline or with `chains` limit the handler to those chains
 // of the `elara` app; by default it serves them all. Method patterns may
 // hold one `*`. `allow` and `deny` may repeat; their lists add up.
+// `origins` lists the browser origins (`scheme://host[:port]`) that may
+// call the handler; it may repeat and adds up. Without it, or with
+// `origins *`, every origin may.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	for d.NextArg() {
@@ -64,6 +68,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.WriteTimeout, err = durationArg(d)
 		case "send_queue":
 			h.SendQueue, err = positiveInt(d)
+		case "origins":
+			if h.Origins, err = appendChecked(d, h.Origins, checkOrigin); err == nil {
+				// `*` mixed with origins is wrong on the line that mixes them.
+				if _, cerr := NewCORS(h.Origins); cerr != nil {
+					err = d.WrapErr(cerr)
+				}
+			}
 		default:
 			return d.Errf("unrecognized elara_rpc option '%s'", d.Val())
 		}
@@ -94,6 +105,17 @@ func appendChecked(d *caddyfile.Dispenser, to []string, check func(*caddyfile.Di
 // checkPattern checks a method pattern now; Provision checks JSON configs.
 func checkPattern(d *caddyfile.Dispenser) error {
 	if _, err := compilePattern(d.Val()); err != nil {
+		return d.WrapErr(err)
+	}
+	return nil
+}
+
+// checkOrigin checks an origin now; Provision checks JSON configs.
+func checkOrigin(d *caddyfile.Dispenser) error {
+	if d.Val() == "*" {
+		return nil
+	}
+	if _, err := NormalizeOrigin(d.Val()); err != nil {
 		return d.WrapErr(err)
 	}
 	return nil

@@ -249,8 +249,8 @@ func TestChainPathRefusesOtherHTTPMethods(t *testing.T) {
 			for _, m := range strings.Split(resp.Header.Get("Allow"), ",") {
 				allow[strings.TrimSpace(m)] = true
 			}
-			if len(allow) != 2 || !allow["GET"] || !allow["POST"] {
-				t.Errorf("Allow: %q, want GET and POST", resp.Header.Get("Allow"))
+			if len(allow) != 3 || !allow["GET"] || !allow["POST"] || !allow["OPTIONS"] {
+				t.Errorf("Allow: %q, want GET, POST and OPTIONS", resp.Header.Get("Allow"))
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)

@@ -50,9 +50,17 @@ type Handler struct {
 	// WriteTimeout bounds one write to a WebSocket client; a client that
 	// accepts nothing for this long is disconnected. Default: 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// Origins lists the browser origins (`scheme://host[:port]`) that may
+	// call this handler. Default: every origin, answered with
+	// `Access-Control-Allow-Origin: *`. With a list, a request, preflight
+	// or WebSocket upgrade whose Origin header is not listed is refused
+	// with 403; requests without an Origin header (non-browser clients)
+	// are always served.
+	Origins []string `json:"origins,omitempty"`
 
 	app    *app.App
 	policy *Policy
+	cors   *CORS
 	chains map[string]bool
 	log    *zap.Logger
 
@@ -113,6 +121,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.policy = p
+	if h.cors, err = NewCORS(h.Origins); err != nil {
+		return fmt.Errorf("origins: %w", err)
+	}
 	appIface, err := ctx.App("elara")
 	if err != nil {
 		return fmt.Errorf("loading elara app: %w", err)
@@ -178,6 +189,22 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP routes a request to its chain and serves it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	rt, rpcErr, status := h.route(r.URL.Path)
+	// Every reply carries the CORS headers, errors included, so a browser
+	// shows the dApp the JSON-RPC error instead of a bare CORS failure.
+	// A per-project origin list will take over from the handler's here.
+	cors, origin := h.cors, r.Header.Get("Origin")
+	cors.SetHeaders(w.Header(), origin)
+	if r.Method == http.MethodOptions {
+		// Preflights are answered on any path: the request that follows
+		// then gets its own answer (e.g. 404 unknown chain) readably.
+		return cors.Preflight(w, r)
+	}
+	if !cors.Allows(origin) {
+		if ce := h.log.Check(zap.DebugLevel, "origin refused"); ce != nil {
+			ce.Write(zap.String("origin", truncateOrigin(origin)), zap.String("path", r.URL.Path))
+		}
+		return refuseOrigin(w, r)
+	}
 	if rpcErr != nil {
 		return writeError(w, status, rpcErr)
 	}
@@ -189,7 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	if rt.health {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 			return writeError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "The health endpoint answers GET"))
 		}
 		return serveHealth(w, r, rt.chain)
@@ -202,7 +229,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return h.servePost(w, r, rt)
 	default:
 		// GET is served as a WebSocket upgrade only.
-		w.Header().Set("Allow", "GET, POST")
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
 		return writeError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
 			"Send JSON-RPC with HTTP POST, or open a WebSocket on this path"))
 	}

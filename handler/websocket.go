@@ -34,8 +34,8 @@ var upgrader = websocket.Upgrader{
 	// Write buffers are taken only while a message is written, so idle
 	// connections (most of them, with subscriptions) hold none.
 	WriteBufferPool: &sync.Pool{},
-	// dApps connect from any origin; authentication, where wanted, is done
-	// by the handlers in front of this one.
+	// ServeHTTP has checked the Origin against the handler's origins
+	// before the upgrade, and answers a refusal with a JSON-RPC body.
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
