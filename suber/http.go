@@ -22,6 +22,7 @@ type httpTransport struct {
 	display   string
 	client    *http.Client
 	readLimit int64
+	header    http.Header
 	// failing is set after a transport error and cleared by the next
 	// success, so routing can skip a node that is down.
 	failing atomic.Bool
@@ -34,8 +35,9 @@ func newHTTPTransport(rawURL, display string, opts Options) *httpTransport {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
+		TLSClientConfig:     opts.TLS,
 	}
-	return &httpTransport{url: rawURL, display: display, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit}
+	return &httpTransport{url: rawURL, display: display, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit, header: opts.Header}
 }
 
 func (t *httpTransport) call(ctx context.Context, id uint64, method string, params json.RawMessage) (json.RawMessage, error) {
@@ -43,6 +45,12 @@ func (t *httpTransport) call(ctx context.Context, id uint64, method string, para
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("http request: %w", err)
+	}
+	for k, vs := range t.header {
+		req.Header[k] = vs
+	}
+	if h := t.header.Get("Host"); h != "" {
+		req.Host = h
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := t.client.Do(req)
@@ -56,7 +64,7 @@ func (t *httpTransport) call(ctx context.Context, id uint64, method string, para
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, fmt.Errorf("http upstream %s: %w", t.display, err)
+		return nil, fmt.Errorf("http upstream %s: %w%s", t.display, err, tlsHint(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, t.readLimit))
