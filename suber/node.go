@@ -92,7 +92,7 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 		}
 		n.triedLeft.Store(int32(opts.PoolSize))
 	default: // http, https
-		n.http = newHTTPTransport(rawURL, redact(u), opts)
+		n.http = newHTTPTransport(rawURL, redact(u), opts, n.log)
 		close(n.tried)
 	}
 	return n, nil
