@@ -79,7 +79,7 @@ func startTLSGateway(t *testing.T, n *chopsticks, operatorHash string) *tlsGatew
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"ELARA_DOMAIN=https://localhost:"+strconv.Itoa(g.httpsPort),
 		"ELARA_ADMIN=127.0.0.1:"+strconv.Itoa(g.adminPort),
-		"ELARA_METRICS_LISTEN=127.0.0.1:"+strconv.Itoa(g.metricsPort),
+		"ELARA_METRICS_PORT="+strconv.Itoa(g.metricsPort),
 		"ELARA_CHAIN="+chainPath,
 		"ELARA_UPSTREAM="+n.wsURL(),
 		"ELARA_OPERATOR_HASH="+operatorHash)
