@@ -1,18 +1,11 @@
 package app_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,91 +22,8 @@ import (
 	"github.com/elara-gateway/elara/app"
 	"github.com/elara-gateway/elara/internal/fakenode"
 	"github.com/elara-gateway/elara/internal/testgw"
+	"github.com/elara-gateway/elara/internal/testpki"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	// pemFile holds the CA certificate.
-	pemFile string
-	dir     string
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, dir: t.TempDir()}
-	ca.pemFile = ca.write(t, name+".pem", "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// issue makes a certificate signed by the CA: a server certificate for
-// 127.0.0.1 and the given DNS names, or a client certificate.
-func (ca *testCA) issue(t *testing.T, name string, client bool, dns ...string) (tls.Certificate, string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     dns,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	if client {
-		tmpl.ExtKeyUsage, tmpl.DNSNames, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := ca.write(t, name+".crt", "CERTIFICATE", der)
-	keyFile := ca.write(t, name+".key", "EC PRIVATE KEY", keyDER)
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, certFile, keyFile
-}
 
 // seen is one request a TLS terminator received.
 type seen struct {
@@ -251,21 +161,21 @@ func served(t *testing.T, port int) (bool, string) {
 
 func TestNodeTLS(t *testing.T) {
 	node := fakenode.Start(t)
-	ca := newTestCA(t, "node-ca")
-	other := newTestCA(t, "other-ca")
-	serverCert, _, _ := ca.issue(t, "node", false, "node.test")
+	ca := testpki.NewCA(t, "node-ca")
+	other := testpki.NewCA(t, "other-ca")
+	serverCert := ca.Server(t, "node", "node.test").TLS
 	plain := startTerminator(t, node, serverCert, nil)
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(ca.cert)
-	mutual := startTerminator(t, node, serverCert, clientCAs)
-	_, clientCert, clientKey := ca.issue(t, "gateway", true)
-	_, strangerCert, strangerKey := other.issue(t, "stranger", true)
-	caPEM, err := os.ReadFile(ca.pemFile)
+	mutual := startTerminator(t, node, serverCert, ca.Pool())
+	client := ca.Client(t, "gateway")
+	clientCert, clientKey := client.CertFile, client.KeyFile
+	stranger := other.Client(t, "stranger")
+	strangerCert, strangerKey := stranger.CertFile, stranger.KeyFile
+	caPEM, err := os.ReadFile(ca.File)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("ELARA_TEST_NODE_CA", string(caPEM))
-	t.Setenv("ELARA_TEST_CA_FILE", ca.pemFile)
+	t.Setenv("ELARA_TEST_CA_FILE", ca.File)
 
 	cases := []struct {
 		name   string
@@ -278,18 +188,18 @@ func TestNodeTLS(t *testing.T) {
 	}{
 		{"system roots do not know the CA", plain.wss(), "", false, "certificate signed by unknown authority (trust the node's CA with the node's tls_trust_pool)"},
 		{"system roots, https node", plain.https(), "", false, "certificate signed by unknown authority (trust the node's CA with the node's tls_trust_pool)"},
-		{"trust pool file", plain.wss(), "tls_trust_pool file " + ca.pemFile, true, ""},
+		{"trust pool file", plain.wss(), "tls_trust_pool file " + ca.File, true, ""},
 		{"trust pool file from a placeholder", plain.wss(), "tls_trust_pool file {env.ELARA_TEST_CA_FILE}", true, ""},
-		{"trust pool file, https node", plain.https(), "tls_trust_pool file " + ca.pemFile, true, ""},
+		{"trust pool file, https node", plain.https(), "tls_trust_pool file " + ca.File, true, ""},
 		{"trust pool PEM from the environment", plain.wss(), "tls_trust_pool pem {env.ELARA_TEST_NODE_CA}", true, ""},
-		{"another CA only", plain.wss(), "tls_trust_pool file " + other.pemFile, false, "certificate signed by unknown authority"},
-		{"server name the certificate has", plain.wss(), "tls_trust_pool file " + ca.pemFile + "\ntls_server_name node.test", true, ""},
-		{"server name the certificate lacks", plain.wss(), "tls_trust_pool file " + ca.pemFile + "\ntls_server_name elsewhere.test", false, "(name the certificate's host with the node's tls_server_name)"},
+		{"another CA only", plain.wss(), "tls_trust_pool file " + other.File, false, "certificate signed by unknown authority"},
+		{"server name the certificate has", plain.wss(), "tls_trust_pool file " + ca.File + "\ntls_server_name node.test", true, ""},
+		{"server name the certificate lacks", plain.wss(), "tls_trust_pool file " + ca.File + "\ntls_server_name elsewhere.test", false, "(name the certificate's host with the node's tls_server_name)"},
 		{"insecure skip verify", plain.wss(), "tls_insecure_skip_verify", true, ""},
-		{"mutual TLS without a client certificate", mutual.wss(), "tls_trust_pool file " + ca.pemFile, false, "certificate required"},
-		{"mutual TLS with a client certificate", mutual.wss(), "tls_trust_pool file " + ca.pemFile + "\ntls_client_auth " + clientCert + " " + clientKey, true, ""},
-		{"mutual TLS with a client certificate, https node", mutual.https(), "tls_trust_pool file " + ca.pemFile + "\ntls_client_auth " + clientCert + " " + clientKey, true, ""},
-		{"mutual TLS with a certificate of another CA", mutual.wss(), "tls_trust_pool file " + ca.pemFile + "\ntls_client_auth " + strangerCert + " " + strangerKey, false, "tls: "},
+		{"mutual TLS without a client certificate", mutual.wss(), "tls_trust_pool file " + ca.File, false, "certificate required"},
+		{"mutual TLS with a client certificate", mutual.wss(), "tls_trust_pool file " + ca.File + "\ntls_client_auth " + clientCert + " " + clientKey, true, ""},
+		{"mutual TLS with a client certificate, https node", mutual.https(), "tls_trust_pool file " + ca.File + "\ntls_client_auth " + clientCert + " " + clientKey, true, ""},
+		{"mutual TLS with a certificate of another CA", mutual.wss(), "tls_trust_pool file " + ca.File + "\ntls_client_auth " + strangerCert + " " + strangerKey, false, "tls: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -329,14 +239,13 @@ const (
 
 func TestNodeHeaders(t *testing.T) {
 	node := fakenode.Start(t)
-	ca := newTestCA(t, "node-ca")
-	serverCert, _, _ := ca.issue(t, "node", false)
-	tm := startTerminator(t, node, serverCert, nil)
+	ca := testpki.NewCA(t, "node-ca")
+	tm := startTerminator(t, node, ca.Server(t, "node").TLS, nil)
 	tm.apiKey = apiKey
 	t.Setenv("ELARA_TEST_API_KEY", apiKey)
 	t.Setenv("ELARA_TEST_WRONG_KEY", "wr0ng-k3y")
 	block := func(key string) string {
-		return "tls_trust_pool file " + ca.pemFile + "\nheader X-Api-Key " + key + "\nheader Authorization \"Bearer " + bearerToken + "\""
+		return "tls_trust_pool file " + ca.File + "\nheader X-Api-Key " + key + "\nheader Authorization \"Bearer " + bearerToken + "\""
 	}
 	cases := []struct {
 		name   string
@@ -410,9 +319,8 @@ func TestNodeHeaders(t *testing.T) {
 // another value, connect anew with them.
 func TestNodeTransportReload(t *testing.T) {
 	node := fakenode.Start(t)
-	ca := newTestCA(t, "node-ca")
-	serverCert, _, _ := ca.issue(t, "node", false)
-	tm := startTerminator(t, node, serverCert, nil)
+	ca := testpki.NewCA(t, "node-ca")
+	tm := startTerminator(t, node, ca.Server(t, "node").TLS, nil)
 	port := testgw.FreePort(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	t.Cleanup(func() { _ = caddy.Stop() })
@@ -425,7 +333,7 @@ func TestNodeTransportReload(t *testing.T) {
 		}
 		return keys
 	}
-	withKey := "tls_trust_pool file " + ca.pemFile + "\nheader X-Api-Key {env.ELARA_TEST_API_KEY}"
+	withKey := "tls_trust_pool file " + ca.File + "\nheader X-Api-Key {env.ELARA_TEST_API_KEY}"
 
 	steps := []struct {
 		name, block, key string
