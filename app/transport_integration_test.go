@@ -159,6 +159,23 @@ func served(t *testing.T, port int) (bool, string) {
 	}
 }
 
+// readLog returns the log file once it holds want (or after a few seconds:
+// the node's report may be read before the log line is written).
+func readLog(t *testing.T, file, want string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(logs), want) || time.Now().After(deadline) {
+			return logs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestNodeTLS(t *testing.T) {
 	node := fakenode.Start(t)
 	ca := testpki.NewCA(t, "node-ca")
@@ -211,10 +228,7 @@ func TestNodeTLS(t *testing.T) {
 			if ok != tc.served {
 				t.Fatalf("served=%v, want %v (node's last error: %q)", ok, tc.served, lastErr)
 			}
-			logs, err := os.ReadFile(logFile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			logs := readLog(t, logFile, tc.reason)
 			if !tc.served {
 				if !strings.Contains(lastErr, tc.reason) {
 					t.Errorf("node's last error %q does not say %q", lastErr, tc.reason)
@@ -294,10 +308,7 @@ func TestNodeHeaders(t *testing.T) {
 			}
 			// Everything Caddy logged at debug level, and the admin
 			// API's node report, are free of the values.
-			logs, err := os.ReadFile(logFile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			logs := readLog(t, logFile, tc.reason)
 			report := fmt.Sprintf("%+v", app.Reports())
 			for _, secret := range []string{apiKey, bearerToken, "wr0ng-k3y"} {
 				if strings.Contains(string(logs), secret) {

@@ -268,7 +268,6 @@ func (s *slot) run(ctx context.Context) {
 			first = false
 		}
 		if err != nil {
-			n.dialFailed(err)
 			d := wait.next()
 			// One warning per outage; the rest at debug level.
 			if !failing {
@@ -277,6 +276,7 @@ func (s *slot) run(ctx context.Context) {
 			} else if ce := n.log.Check(zap.DebugLevel, "upstream reconnect failed"); ce != nil {
 				ce.Write(zap.Error(err), zap.Duration("backoff", d))
 			}
+			n.dialFailed(err)
 			if !n.sleep(ctx, jitter(d)) {
 				return
 			}
