@@ -5,6 +5,7 @@ package app
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +80,14 @@ type NodeConfig struct {
 	// MaxMessageSize is the largest message accepted from the node, in
 	// bytes. Default: 64 MiB (metadata replies are several MiB).
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+	// TLS configures wss:// and https:// connections to the node: trusted
+	// CAs, a client certificate, the server name. Default: the system's
+	// roots, the URL's host.
+	TLS *NodeTLS `json:"tls,omitempty"`
+	// Headers are sent on every WebSocket handshake and HTTP call to the
+	// node, e.g. a provider's API key. Values may be placeholders such as
+	// {env.API_KEY}; they are never logged.
+	Headers http.Header `json:"headers,omitempty"`
 }
 
 // Defaults for chain options left unset.
@@ -158,16 +167,24 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 		if url == "" {
 			return fmt.Errorf("node %d: empty url (unset environment variable?)", i)
 		}
+		scheme, _, _ := strings.Cut(url, "://")
+		tr, err := nc.provisionTransport(strings.ToLower(scheme), repl)
+		if err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
 		opts := suber.Options{
 			PoolSize:       nc.Pool,
 			DialTimeout:    time.Duration(nc.DialTimeout),
 			PingInterval:   time.Duration(nc.PingInterval),
 			ReadLimit:      nc.MaxMessageSize,
 			HealthInterval: time.Duration(cc.HealthInterval),
+			TLS:            tr.tls,
+			Header:         tr.header,
 			Logger:         a.log.With(zap.String("chain", name)),
 		}
 		key := strings.Join([]string{name, url, strconv.Itoa(nc.Pool), time.Duration(nc.DialTimeout).String(),
-			time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10), time.Duration(cc.HealthInterval).String()}, "\x00")
+			time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10), time.Duration(cc.HealthInterval).String(),
+			tr.fingerprint}, "\x00")
 		val, _, err := nodePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			n, err := suber.NewNode(url, opts)
 			if err != nil {
@@ -179,7 +196,12 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 			return fmt.Errorf("node %d: %w", i, err)
 		}
 		a.nodeKeys = append(a.nodeKeys, key)
-		nodes = append(nodes, val.(destructibleNode).Node)
+		node := val.(destructibleNode).Node
+		if tr.tls != nil && tr.tls.InsecureSkipVerify {
+			a.log.Warn("TLS certificate of the node is not verified (tls_insecure_skip_verify): for tests only",
+				zap.String("chain", name), zap.String("node", node.String()))
+		}
+		nodes = append(nodes, node)
 		keys = append(keys, key)
 	}
 	timeout := time.Duration(cc.RequestTimeout)
@@ -232,6 +254,9 @@ func (a *App) Validate() error {
 		for i, n := range cc.Nodes {
 			if n.Pool < 0 || n.Pool > 256 {
 				return fmt.Errorf("chain %s node %d: pool must be between 1 and 256", name, i)
+			}
+			if err := n.checkTransport(); err != nil {
+				return fmt.Errorf("chain %s node %d: %w", name, i, err)
 			}
 		}
 	}

@@ -28,6 +28,12 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //				dial_timeout     <duration>
 //				ping_interval    <duration>
 //				max_message_size <size>
+//				tls_trust_pool   file <pem_file...>   # trust only these CAs (may repeat)
+//				tls_trust_pool   pem  <pem...>        # the same, PEM text (e.g. {env.NODE_CA})
+//				tls_client_auth  <cert_file> <key_file>  # mutual TLS
+//				tls_server_name  <name>           # name the certificate must carry
+//				tls_insecure_skip_verify          # tests only: accept any certificate
+//				header           <name> <value>   # on the handshake and HTTP calls (may repeat)
 //			}
 //			request_timeout    <duration>
 //			max_lag            <blocks>
@@ -69,6 +75,9 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	}
 //
 // A chain may have several `node` lines; the block after a node is optional.
+// TLS options need a wss:// or https:// node. Header values and file names
+// may be placeholders ({env.API_KEY}), replaced when the config is loaded;
+// header values are never logged.
 // `cache` enables the response cache (in memory unless `store redis`).
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume option name
@@ -184,6 +193,8 @@ func (nc *NodeConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			nc.PingInterval, err = durationArg(d)
 		case "max_message_size":
 			nc.MaxMessageSize, err = SizeArg(d)
+		case "tls_trust_pool", "tls_client_auth", "tls_server_name", "tls_insecure_skip_verify", "header":
+			err = nc.unmarshalTransport(d)
 		default:
 			return d.Errf("unrecognized node option '%s'", d.Val())
 		}

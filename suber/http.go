@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/elara-gateway/elara/jsonrpc"
 )
 
@@ -22,20 +24,23 @@ type httpTransport struct {
 	display   string
 	client    *http.Client
 	readLimit int64
+	header    http.Header
+	log       *zap.Logger
 	// failing is set after a transport error and cleared by the next
 	// success, so routing can skip a node that is down.
 	failing atomic.Bool
 }
 
-func newHTTPTransport(rawURL, display string, opts Options) *httpTransport {
+func newHTTPTransport(rawURL, display string, opts Options, log *zap.Logger) *httpTransport {
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
+		TLSClientConfig:     opts.TLS,
 	}
-	return &httpTransport{url: rawURL, display: display, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit}
+	return &httpTransport{url: rawURL, display: display, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit, header: opts.Header, log: log}
 }
 
 func (t *httpTransport) call(ctx context.Context, id uint64, method string, params json.RawMessage) (json.RawMessage, error) {
@@ -44,19 +49,26 @@ func (t *httpTransport) call(ctx context.Context, id uint64, method string, para
 	if err != nil {
 		return nil, fmt.Errorf("http request: %w", err)
 	}
+	for k, vs := range t.header {
+		req.Header[k] = vs
+	}
+	if h := t.header.Get("Host"); h != "" {
+		req.Host = h
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := t.client.Do(req)
 	if err != nil {
-		if ctx.Err() == nil {
-			t.failing.Store(true)
-		}
 		// net/http names the full URL, API keys in its path or query
 		// included: name the redacted one instead.
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, fmt.Errorf("http upstream %s: %w", t.display, err)
+		err = fmt.Errorf("http upstream %s: %w%s", t.display, err, tlsHint(err))
+		if ctx.Err() == nil {
+			t.fail(err)
+		}
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, t.readLimit))
@@ -65,14 +77,25 @@ func (t *httpTransport) call(ctx context.Context, id uint64, method string, para
 	}
 	var m jsonrpc.Message
 	if err := json.Unmarshal(data, &m); err != nil {
-		t.failing.Store(true)
-		return nil, fmt.Errorf("http upstream: status %d, undecodable reply: %w", resp.StatusCode, err)
+		err = fmt.Errorf("http upstream: status %d, undecodable reply: %w", resp.StatusCode, err)
+		t.fail(err)
+		return nil, err
 	}
-	t.failing.Store(false)
+	if t.failing.Swap(false) {
+		t.log.Info("upstream connection restored")
+	}
 	if m.Error != nil {
 		return nil, m.Error
 	}
 	return m.Result, nil
+}
+
+// fail marks the node down, with one warning per outage as WebSocket
+// nodes have.
+func (t *httpTransport) fail(err error) {
+	if !t.failing.Swap(true) {
+		t.log.Warn("upstream connection failed", zap.Error(err))
+	}
 }
 
 func (t *httpTransport) healthy() bool { return !t.failing.Load() }

@@ -3,6 +3,7 @@ package suber
 import (
 	"encoding/json"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestOptionsDefaults(t *testing.T) {
 				t.Error("Logger left nil")
 			}
 			got.Logger = nil
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})

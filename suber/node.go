@@ -92,7 +92,7 @@ func NewNode(rawURL string, opts Options) (*Node, error) {
 		}
 		n.triedLeft.Store(int32(opts.PoolSize))
 	default: // http, https
-		n.http = newHTTPTransport(rawURL, redact(u), opts)
+		n.http = newHTTPTransport(rawURL, redact(u), opts, n.log)
 		close(n.tried)
 	}
 	return n, nil
@@ -276,6 +276,7 @@ func (s *slot) run(ctx context.Context) {
 			} else if ce := n.log.Check(zap.DebugLevel, "upstream reconnect failed"); ce != nil {
 				ce.Write(zap.Error(err), zap.Duration("backoff", d))
 			}
+			n.dialFailed(err)
 			if !n.sleep(ctx, jitter(d)) {
 				return
 			}
@@ -337,15 +338,32 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 		HandshakeTimeout: n.opts.DialTimeout,
 		ReadBufferSize:   64 << 10,
 		WriteBufferSize:  64 << 10,
+		TLSClientConfig:  n.opts.TLS,
 	}
-	ws, resp, err := d.DialContext(ctx, n.url, nil)
+	// The dialer may add to the header; the node's copy stays as configured.
+	ws, resp, err := d.DialContext(ctx, n.url, n.opts.Header.Clone())
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
+		if resp != nil {
+			return nil, fmt.Errorf("dial: %w (HTTP status %d)", err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial: %w%s", err, tlsHint(err))
 	}
 	return newSession(n, ws), nil
+}
+
+// dialFailed keeps why the node cannot be reached for the health reports
+// (a refused certificate, a rejected API key), until a check succeeds.
+func (n *Node) dialFailed(err error) {
+	msg := err.Error()
+	n.hmu.Lock()
+	same := n.health.lastErr == msg
+	n.hmu.Unlock()
+	if !same {
+		n.updateHealth(func(h *healthState) { h.lastErr = msg })
+	}
 }
 
 // jitter spreads reconnects of many slots and gateways over [d/2, d).

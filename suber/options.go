@@ -1,6 +1,8 @@
 package suber
 
 import (
+	"crypto/tls"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +25,12 @@ type Options struct {
 	// HealthInterval is how often the node's system_health is polled
 	// (and, for HTTP nodes, its heads).
 	HealthInterval time.Duration
+	// TLS configures wss:// and https:// connections: trusted roots,
+	// client certificate, server name. Nil uses the system's roots.
+	TLS *tls.Config
+	// Header is sent on every WebSocket handshake and HTTP call, e.g. a
+	// provider's API key. Its values are never logged.
+	Header http.Header
 	// Logger receives connection events.
 	Logger *zap.Logger
 }
