@@ -46,8 +46,12 @@ func (n *Node) rpcChainHeadStopOperation(c *wsConn, p params) (any, *Error) {
 
 // LimitOperations makes every n-th chainHead operation (body, call,
 // storage) answer {"result":"limitReached"}, as a node does when a follow
-// subscription has too many operations running; 0 turns it off.
-func (n *Node) LimitOperations(every int) { n.opLimitEvery.Store(int64(every)) }
+// subscription has too many operations running, counting from this call;
+// 0 turns it off.
+func (n *Node) LimitOperations(every int) {
+	n.opCount.Store(0)
+	n.opLimitEvery.Store(int64(every))
+}
 
 func errInvalidBlockHash() *Error {
 	return &Error{Code: -32801, Message: "Invalid block hash"}
