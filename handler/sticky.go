@@ -93,6 +93,7 @@ func isOperationCall(method string) bool {
 // stopOperation stops on the node an operation the gateway cut short.
 func (s *wsSession) stopOperation(up *suber.Subscription, method string, op *matcher.Operation) {
 	defer op.Forget()
+	s.log.Warn("chainHead operation cut short: too many events before its reply reached the client", zap.String("method", method))
 	stop := "chainHead_v1_stopOperation"
 	if strings.HasPrefix(method, "chainHead_unstable_") {
 		stop = "chainHead_unstable_stopOperation"
