@@ -2,7 +2,6 @@ package matcher
 
 import (
 	"encoding/json"
-	"strconv"
 
 	"github.com/elara-gateway/elara/jsonrpc"
 )
@@ -103,7 +102,8 @@ func (o *Operation) ID() json.RawMessage {
 	if o.id == "" {
 		return nil
 	}
-	return json.RawMessage(strconv.Quote(o.id))
+	id, _ := json.Marshal(o.id)
+	return id
 }
 
 // Forget drops what is left of a cut operation once it was stopped.
