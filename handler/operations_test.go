@@ -237,3 +237,31 @@ func TestChainHeadOperationEventsFollowTheirReply(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// A node that answers after the gateway gave up (request_timeout 2s) starts
+// an operation the client was told failed: the client hears nothing of it,
+// and the gateway stops it so it holds no place on the node.
+func TestChainHeadOperationStartedTooLateIsStopped(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, chainBlock("dev", failoverOpts, node.URL()), "\telara_rpc")
+	waitReady(t, gw, 1)
+	c := testgw.Dial(t, gw.WS("/dev"))
+	follow := c.Subscribe("chainHead_v1_follow", []bool{false})
+	c.Next(5 * time.Second) // initialized
+	node.SetDelay("chainHead_v1_storage", 3*time.Second)
+	r := c.Call("chainHead_v1_storage", []any{json.RawMessage(follow), node.Chain().Best().Hash, []map[string]string{{"key": "0x00", "type": "value"}}, nil})
+	if r.ErrCode() != -32001 {
+		t.Fatalf("want the gateway's timeout, got %s", r.Raw)
+	}
+	waitFor(t, "chainHead_v1_stopOperation on the node", func() bool { return node.Calls("chainHead_v1_stopOperation") == 1 })
+	c.NoNotification(200 * time.Millisecond)
+	// The subscription still works.
+	node.SetDelay("chainHead_v1_storage", 0)
+	r = c.Call("chainHead_v1_storage", []any{json.RawMessage(follow), node.Chain().Best().Hash, []map[string]string{{"key": "0x00", "type": "value"}}, nil})
+	if r.Error != nil || !strings.Contains(string(r.Result), `"started"`) {
+		t.Fatalf("storage: %s", r.Raw)
+	}
+	if ev := c.Next(5 * time.Second); !strings.Contains(string(ev.Params.Result), `"operationStorageDone"`) {
+		t.Fatalf("want operationStorageDone, got %s", ev.Raw)
+	}
+}

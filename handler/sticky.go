@@ -63,7 +63,7 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 		return reply(req, result, nil)
 	}
 	// The operation's events wait until its reply is queued.
-	op := sub.NewOperation()
+	op := sub.NewOperation(func(id json.RawMessage) { s.stopOperation(up, req.Method, id) })
 	result, err := up.CallThen(ctx, req.Method, rewritten, op.Replied)
 	var a answer
 	if err != nil {
@@ -71,11 +71,7 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	} else {
 		a = reply(req, result, nil)
 	}
-	a.after = func() {
-		if op.Release() {
-			s.stopOperation(up, req.Method, op)
-		}
-	}
+	a.after = op.Release
 	return a
 }
 
@@ -90,23 +86,22 @@ func isOperationCall(method string) bool {
 	return false
 }
 
-// stopOperation stops on the node an operation the gateway cut short.
-func (s *wsSession) stopOperation(up *suber.Subscription, method string, op *matcher.Operation) {
-	defer op.Forget()
-	s.log.Warn("chainHead operation cut short: too many events before its reply reached the client", zap.String("method", method))
+// stopOperation stops on the node an operation the client must not hear
+// of (cut short, or started after the gateway gave up on its call).
+func (s *wsSession) stopOperation(up *suber.Subscription, method string, id json.RawMessage) {
 	stop := "chainHead_v1_stopOperation"
 	if strings.HasPrefix(method, "chainHead_unstable_") {
 		stop = "chainHead_unstable_stopOperation"
 	}
-	params, err := json.Marshal([]json.RawMessage{up.ID(), op.ID()})
+	params, err := json.Marshal([]json.RawMessage{up.ID(), id})
 	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.rt.chain.RequestTimeout)
 	defer cancel()
 	if _, err := up.Call(ctx, stop, params); err != nil {
-		if ce := s.log.Check(zap.DebugLevel, "stopping a cut-short operation failed"); ce != nil {
-			ce.Write(zap.Error(err))
+		if ce := s.log.Check(zap.DebugLevel, "stopping a chainHead operation failed"); ce != nil {
+			ce.Write(zap.String("method", stop), zap.Error(err))
 		}
 	}
 }

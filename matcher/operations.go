@@ -3,6 +3,8 @@ package matcher
 import (
 	"encoding/json"
 
+	"go.uber.org/zap"
+
 	"github.com/elara-gateway/elara/jsonrpc"
 )
 
@@ -25,27 +27,39 @@ const maxHeldPerOperation = 256
 type heldOperation struct {
 	frames [][]byte
 	// cut is set once events were dropped at the bound; the client gets
-	// operationError after the held ones, and the rest is dropped.
+	// operationError after the held ones.
 	cut bool
-	// released is set when a cut operation's reply went out: its entry
-	// stays only to drop what the node still sends.
-	released bool
+	// dropping is set for an operation the client must hear no more of
+	// (cut short, or started after its caller gave up): its entry stays
+	// only to drop what the node still sends until it is stopped.
+	dropping bool
 	ended    bool // its last event was seen
 }
 
 // Operation is one chainHead operation call on a follow subscription.
 type Operation struct {
-	s  *ClientSub
-	id string // the node's operationId, once it answered "started"
+	s    *ClientSub
+	stop func(operationID json.RawMessage)
+	// Guarded by s.mu.
+	id       string // the node's operationId, once it answered "started"
+	released bool
 }
 
 // NewOperation prepares an operation call on the subscription: pass
 // Replied to the upstream call (suber.Subscription.CallThen) and call
 // Release once the reply is queued for the client, or the call failed.
-func (s *ClientSub) NewOperation() *Operation { return &Operation{s: s} }
+// stop ends an operation on the node; it is called in the background for
+// operations the client must not hear of, after which their events stop
+// being dropped and tracked.
+func (s *ClientSub) NewOperation(stop func(operationID json.RawMessage)) *Operation {
+	return &Operation{s: s, stop: stop}
+}
 
 // Replied is given the node's successful reply, on the connection's
-// reader: from then on the operation's events are held until Release.
+// reader: from then on the operation's events are held until Release. A
+// reply that comes after Release (the caller gave up waiting, so the
+// client was told of a failure) starts an operation nobody will follow:
+// its events are dropped and it is stopped.
 func (o *Operation) Replied(result json.RawMessage) {
 	var r struct {
 		Result      string `json:"result"`
@@ -57,28 +71,36 @@ func (o *Operation) Replied(result json.RawMessage) {
 	}
 	s := o.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
+		s.mu.Unlock()
 		return
 	}
 	if s.ops == nil {
 		s.ops = make(map[string]*heldOperation)
 	}
 	o.id = r.OperationID
-	s.ops[o.id] = &heldOperation{}
+	h := &heldOperation{dropping: o.released}
+	s.ops[o.id] = h
 	s.opsHeld.Store(int32(len(s.ops)))
+	s.mu.Unlock()
+	if h.dropping {
+		if ce := s.m.log.Check(zap.DebugLevel, "stopping a chainHead operation that started after its caller gave up"); ce != nil {
+			ce.Write(zap.String("method", s.method))
+		}
+		o.stopInBackground()
+	}
 }
 
 // Release sends the events held so far; later ones go straight to the
-// client. It reports whether the operation was cut short, in which case
-// the caller stops it on the node (with ID) and then calls Forget.
-func (o *Operation) Release() (cut bool) {
+// client.
+func (o *Operation) Release() {
 	s := o.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	o.released = true
 	h := s.ops[o.id]
-	if o.id == "" || h == nil || h.released {
-		return false
+	if o.id == "" || h == nil || h.dropping {
+		s.mu.Unlock()
+		return
 	}
 	if !s.ended {
 		for _, f := range h.frames {
@@ -89,31 +111,51 @@ func (o *Operation) Release() (cut bool) {
 		}
 	}
 	h.frames = nil
-	if h.cut && !h.ended && !s.ended {
-		h.released = true
-		return true
+	if h.cut {
+		s.m.log.Warn("chainHead operation cut short: too many events before its reply reached the client",
+			zap.String("method", s.method), zap.Int("held", maxHeldPerOperation))
 	}
-	s.forgetOperationLocked(o.id)
-	return false
-}
-
-// ID is the node's operation id as JSON, or nil if none was started.
-func (o *Operation) ID() json.RawMessage {
-	if o.id == "" {
-		return nil
-	}
-	id, _ := json.Marshal(o.id)
-	return id
-}
-
-// Forget drops what is left of a cut operation once it was stopped.
-func (o *Operation) Forget() {
-	s := o.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h := s.ops[o.id]; h != nil && h.released {
+	stop := h.cut && !h.ended && !s.ended
+	if stop {
+		h.dropping = true
+	} else {
 		s.forgetOperationLocked(o.id)
 	}
+	s.mu.Unlock()
+	if stop {
+		o.stopInBackground()
+	}
+}
+
+// stopInBackground stops a dropping operation on the node, then forgets
+// it. Called without s.mu, and maybe on the connection's reader, which the
+// stop call's reply needs: so never inline, and not once the matcher is
+// closed (its connections go with it).
+func (o *Operation) stopInBackground() {
+	s, m := o.s, o.s.m
+	forget := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if h := s.ops[o.id]; h != nil && h.dropping {
+			s.forgetOperationLocked(o.id)
+		}
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		forget()
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	id, _ := json.Marshal(o.id)
+	go func() {
+		defer m.wg.Done()
+		defer forget()
+		if o.stop != nil {
+			o.stop(id)
+		}
+	}()
 }
 
 func (s *ClientSub) forgetOperationLocked(id string) {
@@ -131,8 +173,9 @@ func (s *ClientSub) operationErrorFrame(id, msg string) []byte {
 }
 
 // holdOperationEvent holds frame, the notification of result, if it is an
-// event of an operation whose reply the client does not have yet (or
-// drops it if that operation was cut short). It reports whether it did.
+// event of an operation whose reply the client does not have yet, or
+// drops it if the client must hear no more of that operation. It reports
+// whether it did either.
 func (s *ClientSub) holdOperationEvent(result json.RawMessage, frame []byte) bool {
 	if s.opsHeld.Load() == 0 {
 		// Entries are only added on this reader, so none can appear now.
@@ -153,7 +196,7 @@ func (s *ClientSub) holdOperationEvent(result json.RawMessage, frame []byte) boo
 	}
 	last := isLastOperationEvent(ev.Event)
 	switch {
-	case h.released:
+	case h.dropping:
 		if last {
 			s.forgetOperationLocked(ev.OperationID)
 		}

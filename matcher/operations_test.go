@@ -5,12 +5,40 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 // followSub is a chainHead follow subscription whose reply the client has.
-func followSub(rec *recorder) *ClientSub {
+func followSub(t *testing.T, rec *recorder) *ClientSub {
 	fam, _ := LookupSubscribe("chainHead_v1_follow")
-	return &ClientSub{id: json.RawMessage(`"client"`), client: rec, family: fam, method: "chainHead_v1_follow", active: true}
+	m := &Matcher{log: zap.NewNop()}
+	t.Cleanup(m.wg.Wait)
+	return &ClientSub{m: m, id: json.RawMessage(`"client"`), client: rec, family: fam, method: "chainHead_v1_follow", active: true}
+}
+
+// stopper records the operations stopped on the node.
+type stopper chan string
+
+func (st stopper) stop(id json.RawMessage) { st <- string(id) }
+
+func (st stopper) want(t *testing.T, id string) {
+	t.Helper()
+	select {
+	case got := <-st:
+		if got != id {
+			t.Fatalf("stopped %s, want %s", got, id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("operation %s not stopped", id)
+	}
+}
+
+func tracked(s *ClientSub) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ops)
 }
 
 func opEvent(event, id string) json.RawMessage {
@@ -49,66 +77,69 @@ const started = `{"result":"started","operationId":"op1"}`
 func TestOperationEventsWaitForTheReply(t *testing.T) {
 	cases := []struct {
 		name string
-		run  func(t *testing.T, s *ClientSub, rec *recorder)
+		run  func(t *testing.T, s *ClientSub, rec *recorder, st stopper)
 	}{
-		{"held until the reply is out, then in order, later ones at once", func(t *testing.T, s *ClientSub, rec *recorder) {
-			op := s.NewOperation()
+		{"held until the reply is out, then in order, later ones at once", func(t *testing.T, s *ClientSub, rec *recorder, st stopper) {
+			op := s.NewOperation(st.stop)
 			op.Replied(json.RawMessage(started))
 			s.Notify("chainHead_v1_followEvent", opEvent("operationStorageItems", "op1"))
 			s.Notify("chainHead_v1_followEvent", json.RawMessage(`{"event":"bestBlockChanged","bestBlockHash":"0x01"}`))
 			s.Notify("chainHead_v1_followEvent", opEvent("operationWaitingForContinue", "op1"))
 			wantEvents(t, rec, "bestBlockChanged")
-			if op.Release() {
-				t.Fatal("Release asked for a stop")
-			}
+			op.Release()
 			wantEvents(t, rec, "bestBlockChanged", "operationStorageItems/op1", "operationWaitingForContinue/op1")
 			s.Notify("chainHead_v1_followEvent", opEvent("operationStorageDone", "op1"))
 			wantEvents(t, rec, "bestBlockChanged", "operationStorageItems/op1", "operationWaitingForContinue/op1", "operationStorageDone/op1")
 		}},
-		{"limitReached and errors hold nothing", func(t *testing.T, s *ClientSub, rec *recorder) {
+		{"limitReached and errors hold nothing", func(t *testing.T, s *ClientSub, rec *recorder, st stopper) {
 			for _, reply := range []string{`{"result":"limitReached"}`, `null`, `"junk"`} {
-				op := s.NewOperation()
+				op := s.NewOperation(st.stop)
 				op.Replied(json.RawMessage(reply))
 				s.Notify("chainHead_v1_followEvent", opEvent("operationCallDone", "other"))
 				op.Release()
 			}
 			wantEvents(t, rec, "operationCallDone/other", "operationCallDone/other", "operationCallDone/other")
 		}},
-		{"other operations are not held", func(t *testing.T, s *ClientSub, rec *recorder) {
-			op := s.NewOperation()
+		{"other operations are not held", func(t *testing.T, s *ClientSub, rec *recorder, st stopper) {
+			op := s.NewOperation(st.stop)
 			op.Replied(json.RawMessage(started))
 			s.Notify("chainHead_v1_followEvent", opEvent("operationBodyDone", "op0"))
 			wantEvents(t, rec, "operationBodyDone/op0")
 			op.Release()
 		}},
-		{"over the bound: held ones, operationError, then nothing; stopped", func(t *testing.T, s *ClientSub, rec *recorder) {
-			op := s.NewOperation()
+		{"over the bound: held ones, operationError, then nothing; stopped", func(t *testing.T, s *ClientSub, rec *recorder, st stopper) {
+			op := s.NewOperation(st.stop)
 			op.Replied(json.RawMessage(started))
 			for range maxHeldPerOperation + 10 {
 				s.Notify("chainHead_v1_followEvent", opEvent("operationStorageItems", "op1"))
 			}
-			if !op.Release() {
-				t.Fatal("a cut operation must be stopped on the node")
-			}
-			if string(op.ID()) != `"op1"` {
-				t.Fatalf("ID() = %s", op.ID())
-			}
+			op.Release()
 			s.Notify("chainHead_v1_followEvent", opEvent("operationStorageItems", "op1"))
-			op.Forget()
+			st.want(t, `"op1"`)
 			want := make([]string, maxHeldPerOperation, maxHeldPerOperation+1)
 			for i := range want {
 				want[i] = "operationStorageItems/op1"
 			}
 			wantEvents(t, rec, append(want, "operationError/op1")...)
-			s.mu.Lock()
-			left := len(s.ops)
-			s.mu.Unlock()
-			if left != 0 || s.opsHeld.Load() != 0 {
-				t.Fatalf("%d operations still tracked", left)
+			s.m.wg.Wait()
+			if tracked(s) != 0 || s.opsHeld.Load() != 0 {
+				t.Fatalf("%d operations still tracked", tracked(s))
 			}
 		}},
-		{"a subscription that ended sends nothing", func(t *testing.T, s *ClientSub, rec *recorder) {
-			op := s.NewOperation()
+		{"a reply after the caller gave up: nothing reaches the client, the operation is stopped", func(t *testing.T, s *ClientSub, rec *recorder, st stopper) {
+			op := s.NewOperation(st.stop)
+			op.Release() // the client was told the call failed
+			op.Replied(json.RawMessage(started))
+			s.Notify("chainHead_v1_followEvent", opEvent("operationWaitingForContinue", "op1"))
+			st.want(t, `"op1"`)
+			s.m.wg.Wait()
+			wantEvents(t, rec)
+			if tracked(s) != 0 {
+				t.Fatalf("%d operations still tracked", tracked(s))
+			}
+		}},
+		{"a subscription that ended sends nothing", func(t *testing.T, s *ClientSub, rec *recorder, st stopper) {
+			op := s.NewOperation(st.stop)
 			op.Replied(json.RawMessage(started))
 			s.Notify("chainHead_v1_followEvent", opEvent("operationBodyDone", "op1"))
 			s.mu.Lock()
@@ -121,7 +152,7 @@ func TestOperationEventsWaitForTheReply(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
-			tc.run(t, followSub(rec), rec)
+			tc.run(t, followSub(t, rec), rec, make(stopper)) // a stop lasts until the test takes it
 		})
 	}
 }

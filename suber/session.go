@@ -49,7 +49,7 @@ type pendingCall struct {
 	// still answers with a subscription id, it is unsubscribed at once.
 	abandoned bool
 	// onReply, when set, is given a successful reply's result on the
-	// reader, before the next message is read.
+	// reader, before the next message is read, even if the caller gave up.
 	onReply func(result json.RawMessage)
 }
 
@@ -388,8 +388,9 @@ func (s *session) forget(id uint64) bool {
 	if p == nil {
 		return false
 	}
-	if p.sub != nil {
-		// Kept, so that a late subscription id is unsubscribed at once.
+	if p.sub != nil || p.onReply != nil {
+		// Kept, so that a late subscription id is unsubscribed at once,
+		// and onReply learns of what a late reply started.
 		p.abandoned = true
 		return true
 	}

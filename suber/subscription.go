@@ -93,7 +93,8 @@ func (s *Subscription) Call(ctx context.Context, method string, params json.RawM
 // successful reply on the connection's reader before it reads the next
 // message: notifications the node sent after its reply find onReply's
 // work done. Once onReply ran, the caller's ctx ending no longer turns
-// the reply into an error (only the connection's loss still may).
+// the reply into an error (only the connection's loss still may); a reply
+// that comes after the caller gave up still reaches onReply.
 func (s *Subscription) CallThen(ctx context.Context, method string, params json.RawMessage, onReply func(result json.RawMessage)) (json.RawMessage, error) {
 	s.mu.Lock()
 	sess := s.sess
