@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
 	"github.com/elara-gateway/elara/suber"
@@ -53,11 +55,55 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
 	defer cancel()
-	result, err := up.Call(ctx, req.Method, rewritten)
-	if err != nil {
-		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+	if !isOperationCall(req.Method) {
+		result, err := up.Call(ctx, req.Method, rewritten)
+		if err != nil {
+			return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		}
+		return reply(req, result, nil)
 	}
-	return reply(req, result, nil)
+	// The operation's events wait until its reply is queued.
+	op := sub.NewOperation(func(id json.RawMessage) { s.stopOperation(up, req.Method, id) })
+	result, err := up.CallThen(ctx, req.Method, rewritten, op.Replied)
+	var a answer
+	if err != nil {
+		a = reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+	} else {
+		a = reply(req, result, nil)
+	}
+	a.after = op.Release
+	return a
+}
+
+// isOperationCall reports whether method starts a chainHead operation,
+// whose events follow its reply.
+func isOperationCall(method string) bool {
+	switch method {
+	case "chainHead_v1_body", "chainHead_v1_call", "chainHead_v1_storage",
+		"chainHead_unstable_body", "chainHead_unstable_call", "chainHead_unstable_storage":
+		return true
+	}
+	return false
+}
+
+// stopOperation stops on the node an operation the client must not hear
+// of (cut short, or started after the gateway gave up on its call).
+func (s *wsSession) stopOperation(up *suber.Subscription, method string, id json.RawMessage) {
+	stop := "chainHead_v1_stopOperation"
+	if strings.HasPrefix(method, "chainHead_unstable_") {
+		stop = "chainHead_unstable_stopOperation"
+	}
+	params, err := json.Marshal([]json.RawMessage{up.ID(), id})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.rt.chain.RequestTimeout)
+	defer cancel()
+	if _, err := up.Call(ctx, stop, params); err != nil {
+		if ce := s.log.Check(zap.DebugLevel, "stopping a chainHead operation failed"); ce != nil {
+			ce.Write(zap.String("method", stop), zap.Error(err))
+		}
+	}
 }
 
 // broadcast starts a transaction_v1 broadcast and remembers which node

@@ -180,6 +180,10 @@ type ClientSub struct {
 	// Exactly one of up (a subscription of its own) and shared is set.
 	up     *suber.Subscription
 	shared *sharedSub
+	// ops holds events of chainHead operations whose reply the client
+	// does not have yet (see operations.go); opsHeld is its length.
+	ops     map[string]*heldOperation
+	opsHeld atomic.Int32
 }
 
 // maxHeld bounds notifications held for one subscription before its reply.
@@ -255,7 +259,11 @@ func (s *ClientSub) deliver(frame []byte) {
 
 // Notify implements suber.Sink for subscriptions of their own.
 func (s *ClientSub) Notify(method string, result json.RawMessage) {
-	s.deliver(jsonrpc.AppendNotification(nil, method, s.id, result))
+	frame := jsonrpc.AppendNotification(nil, method, s.id, result)
+	if s.holdOperationEvent(result, frame) {
+		return
+	}
+	s.deliver(frame)
 	if isFinalEvent(s.family.Name, result) {
 		// The node ends the subscription itself after this event.
 		s.end()

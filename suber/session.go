@@ -48,6 +48,9 @@ type pendingCall struct {
 	// abandoned marks a subscribe call whose caller gave up: if the node
 	// still answers with a subscription id, it is unsubscribed at once.
 	abandoned bool
+	// onReply, when set, is given a successful reply's result on the
+	// reader, before the next message is read, even if the caller gave up.
+	onReply func(result json.RawMessage)
 }
 
 type earlyNotes struct {
@@ -193,6 +196,9 @@ func (s *session) dispatch(data []byte) {
 		}
 		p.sub.sink.Notify(n.method, n.result)
 	}
+	if p.onReply != nil && m.Error == nil {
+		p.onReply(m.Result)
+	}
 	p.reply <- &m
 }
 
@@ -291,8 +297,13 @@ func (s *session) pruneEarly() {
 // call sends one request and waits for its reply, ctx's end or the
 // connection's loss, whichever comes first.
 func (s *session) call(ctx context.Context, method string, params json.RawMessage, sub *Subscription) (*jsonrpc.Message, error) {
+	return s.exchange(ctx, method, params, &pendingCall{reply: make(chan *jsonrpc.Message, 1), sub: sub})
+}
+
+// exchange makes the call p describes.
+func (s *session) exchange(ctx context.Context, method string, params json.RawMessage, p *pendingCall) (*jsonrpc.Message, error) {
+	sub := p.sub
 	id := s.node.nextID.Add(1)
-	p := &pendingCall{reply: make(chan *jsonrpc.Message, 1), sub: sub}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -316,7 +327,13 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	case m := <-p.reply:
 		return m, nil
 	case <-ctx.Done():
-		if !s.forget(id) && sub != nil {
+		forgot := s.forget(id)
+		if !forgot && p.onReply != nil {
+			// onReply has run or is running: its caller must see the
+			// reply it acted on, which is a moment away.
+			return <-p.reply, nil
+		}
+		if !forgot && sub != nil {
 			// The reply was being dispatched as ctx ended: the node holds
 			// a subscription nobody will use, so end it.
 			select {
@@ -371,8 +388,9 @@ func (s *session) forget(id uint64) bool {
 	if p == nil {
 		return false
 	}
-	if p.sub != nil {
-		// Kept, so that a late subscription id is unsubscribed at once.
+	if p.sub != nil || p.onReply != nil {
+		// Kept, so that a late subscription id is unsubscribed at once,
+		// and onReply learns of what a late reply started.
 		p.abandoned = true
 		return true
 	}

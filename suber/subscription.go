@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+
+	"github.com/elara-gateway/elara/jsonrpc"
 )
 
 // Sink receives what happens to one upstream subscription. Both methods
@@ -85,6 +87,29 @@ func (s *Subscription) Call(ctx context.Context, method string, params json.RawM
 		return nil, ErrConnectionLost
 	}
 	return sess.result(ctx, method, params)
+}
+
+// CallThen is Call with onReply, which is given the result of a
+// successful reply on the connection's reader before it reads the next
+// message: notifications the node sent after its reply find onReply's
+// work done. Once onReply ran, the caller's ctx ending no longer turns
+// the reply into an error (only the connection's loss still may); a reply
+// that comes after the caller gave up still reaches onReply.
+func (s *Subscription) CallThen(ctx context.Context, method string, params json.RawMessage, onReply func(result json.RawMessage)) (json.RawMessage, error) {
+	s.mu.Lock()
+	sess := s.sess
+	s.mu.Unlock()
+	if sess == nil || sess.isClosed() {
+		return nil, ErrConnectionLost
+	}
+	m, err := sess.exchange(ctx, method, params, &pendingCall{reply: make(chan *jsonrpc.Message, 1), onReply: onReply})
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
 }
 
 func (s *Subscription) lost(err error) {

@@ -8,8 +8,8 @@ import (
 )
 
 // The new JSON-RPC spec's chainHead_v1_* group, in its simplest form: no
-// forks (so nothing is ever pruned), no pin limit and no operations
-// (body/call/storage). A follow subscription's id is only valid on the
+// forks (so nothing is ever pruned), no pin limit, and operations
+// (body/call/storage, chainhead_ops.go) that finish at once. A follow subscription's id is only valid on the
 // connection that made it, as on a real node.
 //
 // chainHead_v1_follow([withRuntime]) sends chainHead_v1_followEvent
@@ -33,6 +33,9 @@ import (
 var connCalls = map[string]func(*Node, *wsConn, params) (any, *Error){
 	"chainHead_v1_header": (*Node).rpcChainHeadHeader,
 	"chainHead_v1_unpin":  (*Node).rpcChainHeadUnpin,
+	// Operations themselves are in chainhead_ops.go.
+	"chainHead_v1_continue":      (*Node).rpcChainHeadContinue,
+	"chainHead_v1_stopOperation": (*Node).rpcChainHeadStopOperation,
 }
 
 // errInvalidFollowSubscription answers chainHead calls naming a follow

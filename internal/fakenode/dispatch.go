@@ -10,6 +10,7 @@ import (
 type outcome struct {
 	resp       []byte        // encoded response; nil = nothing to send
 	sub        *subscription // created by a subscribe call; held until resp is sent
+	after      func()        // sends a chainHead operation's events once resp is queued
 	delay      time.Duration
 	dropped    bool
 	disconnect bool
@@ -50,6 +51,7 @@ func (n *Node) handleWS(c *wsConn, data []byte) {
 func (n *Node) respondWS(c *wsConn, reqs []*request, batch bool) {
 	outs := make([]outcome, len(reqs))
 	var subs []*subscription
+	var afters []func()
 	var delay time.Duration
 	for i, r := range reqs {
 		outs[i] = n.exec(r, c, nil, nil)
@@ -60,14 +62,17 @@ func (n *Node) respondWS(c *wsConn, reqs []*request, batch bool) {
 		if outs[i].sub != nil {
 			subs = append(subs, outs[i].sub)
 		}
+		if outs[i].after != nil {
+			afters = append(afters, outs[i].after)
+		}
 		delay = max(delay, outs[i].delay)
 	}
 	msg := assemble(outs, batch, n.faults.reorder.Load())
-	if msg == nil && subs == nil {
+	if msg == nil && subs == nil && afters == nil {
 		return
 	}
 	if delay <= 0 {
-		n.deliver(c, msg, subs)
+		n.deliver(c, msg, subs, afters)
 		return
 	}
 	n.handlerWG.Add(1)
@@ -77,15 +82,21 @@ func (n *Node) respondWS(c *wsConn, reqs []*request, batch bool) {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			n.deliver(c, msg, subs)
+			n.deliver(c, msg, subs, afters)
 		case <-c.done:
 		}
 	}()
 }
 
 // deliver sends a reply and then releases the notifications its new
-// subscriptions gathered meanwhile (the other way round in early mode).
-func (n *Node) deliver(c *wsConn, msg []byte, subs []*subscription) {
+// subscriptions gathered meanwhile (the other way round in early mode),
+// then the events of the operations it started, right behind the reply.
+func (n *Node) deliver(c *wsConn, msg []byte, subs []*subscription, afters []func()) {
+	defer func() {
+		for _, fn := range afters {
+			fn()
+		}
+	}()
 	early := n.faults.early.Load()
 	if early {
 		n.activate(subs)
@@ -123,7 +134,7 @@ func (n *Node) exec(r *request, c *wsConn, stop, abort <-chan struct{}) outcome 
 			return outcome{aborted: true}
 		}
 	} else {
-		result, o.sub, err = n.callBuiltin(r, c)
+		result, o.sub, o.after, err = n.callBuiltin(r, c)
 	}
 	if err != nil {
 		o.resp = encodeError(r.id, err)
@@ -133,38 +144,45 @@ func (n *Node) exec(r *request, c *wsConn, stop, abort <-chan struct{}) outcome 
 	return o
 }
 
-func (n *Node) callBuiltin(r *request, c *wsConn) (json.RawMessage, *subscription, *Error) {
+func (n *Node) callBuiltin(r *request, c *wsConn) (json.RawMessage, *subscription, func(), *Error) {
 	m, ok := builtins[r.method]
 	if !ok {
-		return nil, nil, errMethodNotFound()
+		return nil, nil, nil, errMethodNotFound()
 	}
 	if (m.kind == kindSubscribe || m.kind == kindUnsubscribe) && c == nil {
 		// jsonrpsee answers subscribe and unsubscribe calls on HTTP with a
 		// plain "Internal error".
-		return nil, nil, errInternal()
+		return nil, nil, nil, errInternal()
 	}
 	p, perr := parseParams(r.params)
 	if perr != nil {
-		return nil, nil, perr
+		return nil, nil, nil, perr
 	}
 	var v any
 	var err *Error
+	var after func()
 	switch m.kind {
 	case kindSubscribe:
-		return n.subscribe(c, m.sub, r.method, p)
+		res, sub, err := n.subscribe(c, m.sub, r.method, p)
+		return res, sub, nil, err
 	case kindUnsubscribe:
 		res, err := n.unsubscribe(c, m.sub, p)
-		return res, nil, err
+		return res, nil, nil, err
 	case kindConnCall:
 		v, err = m.cfn(n, c, p)
+	case kindOperation:
+		v, after, err = m.ofn(n, c, p)
 	default:
 		v, err = m.fn(n, p)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	res, err := marshalResult(v)
-	return res, nil, err
+	if err != nil {
+		after = nil
+	}
+	return res, nil, after, err
 }
 
 type customResult struct {

@@ -9,8 +9,8 @@
 // block numbers in headers, 16-character random string subscription ids, the
 // {"subscription","result"} notification envelope and jsonrpsee's error codes.
 // Of the new JSON-RPC spec it serves chainSpec_v1_*, chainHead_v1_follow,
-// unfollow, header and unpin (follow subscriptions are scoped to their
-// connection; see chainhead.go) and transaction_v1_broadcast/stop.
+// unfollow, header, unpin, body, call, storage, continue and stopOperation
+// (follow subscriptions are scoped to their connection; see chainhead.go) and transaction_v1_broadcast/stop.
 //
 // Block state lives in a Chain, which several Nodes may share so that they
 // agree on hashes. Tests drive the chain explicitly (NewBlock, Finalize,

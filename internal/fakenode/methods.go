@@ -19,13 +19,15 @@ const (
 	kindConnCall            // a plain method that needs the caller's connection (nil over HTTP)
 	kindSubscribe
 	kindUnsubscribe
+	kindOperation // a chainHead operation: its events follow the reply
 )
 
 type builtin struct {
 	kind methodKind
-	fn   func(n *Node, p params) (any, *Error)            // kindCall
-	cfn  func(n *Node, c *wsConn, p params) (any, *Error) // kindConnCall
-	sub  *subSpec                                         // kindSubscribe, kindUnsubscribe
+	fn   func(n *Node, p params) (any, *Error)                    // kindCall
+	cfn  func(n *Node, c *wsConn, p params) (any, *Error)         // kindConnCall
+	sub  *subSpec                                                 // kindSubscribe, kindUnsubscribe
+	ofn  func(n *Node, c *wsConn, p params) (any, func(), *Error) // kindOperation
 }
 
 // builtins is the node's method table; builtinNames is its sorted key list.
@@ -137,6 +139,9 @@ func init() {
 	}
 	for name, fn := range connCalls {
 		builtins[name] = builtin{kind: kindConnCall, cfn: fn}
+	}
+	for name, fn := range operationCalls {
+		builtins[name] = builtin{kind: kindOperation, ofn: fn}
 	}
 	for i := range subSpecs {
 		s := &subSpecs[i]

@@ -81,6 +81,10 @@ type Node struct {
 
 	broadcastMu sync.Mutex
 	broadcasts  map[string]string // transaction_v1_broadcast operation id -> transaction
+
+	// chainHead operations: every opLimitEvery-th one answers limitReached.
+	opLimitEvery atomic.Int64
+	opCount      atomic.Int64
 }
 
 // generation is one listening period, from New or Restart to Stop.
