@@ -14,7 +14,7 @@ import (
 const batchConcurrency = 16
 
 func (h *Handler) limits() jsonrpc.Limits {
-	return jsonrpc.Limits{MaxBatch: h.MaxBatch, MaxDepth: maxDepth}
+	return jsonrpc.Limits{MaxBatch: h.MaxBatch, MaxDepth: maxDepth, MaxBatchName: "max_batch"}
 }
 
 // servePost answers JSON-RPC over HTTP POST: one call or a batch.
