@@ -1,13 +1,20 @@
 package handler_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/elara-gateway/elara/internal/fakenode"
 	"github.com/elara-gateway/elara/internal/testgw"
 )
 
@@ -101,4 +108,84 @@ func TestWebSocketOversizedMessageClosesWith1009(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The warnings about an upstream timeout and about a client dropped for
+// its message size name the chain, the method and the client's IP as
+// Caddy sees it: behind a trusted proxy, the forwarded one.
+func TestWarningsNameTheForwardedClientIP(t *testing.T) {
+	node := fakenode.Start(t)
+	node.SetDrop("system_name", true)
+	gw := &testgw.Gateway{Port: testgw.FreePort(t)}
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	cf := gw.Caddyfile(chainBlock("dev", "request_timeout 300ms\nhealth_interval 200ms", node.URL()), `
+	elara_rpc {
+		max_request_size 64KiB
+	}`)
+	cf = strings.Replace(cf, "level {$ELARA_TEST_LOG:ERROR}", "output file "+logFile+"\n\t\tlevel WARN", 1)
+	cf = strings.Replace(cf, "\telara {", "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/8\n\t}\n\telara {", 1)
+	testgw.Load(t, cf)
+	t.Cleanup(func() { stopCaddy(t) })
+
+	cases := []struct {
+		name, msg, ip, method string
+		do                    func(t *testing.T, hdr http.Header)
+	}{
+		{"upstream timeout over HTTP", "upstream call timed out", "203.0.113.7", "system_name", func(t *testing.T, hdr http.Header) {
+			req, _ := http.NewRequest(http.MethodPost, gw.HTTP("/dev"), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"system_name"}`))
+			req.Header = hdr
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if r := decodeReply(t, body); r.ErrCode() != -32001 {
+				t.Fatalf("reply %s, want -32001", body)
+			}
+		}},
+		{"message over max_request_size over WebSocket", "closing websocket client: message over max_request_size", "203.0.113.8", "author_submitExtrinsic", func(t *testing.T, hdr http.Header) {
+			conn, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), hdr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"author_submitExtrinsic","params":["0x`+strings.Repeat("00", 40<<10)+`"]}`))
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					break
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := http.Header{}
+			hdr.Set("X-Forwarded-For", tc.ip)
+			tc.do(t, hdr)
+			var line map[string]any
+			waitFor(t, "the warning", func() bool {
+				line = findLogLine(t, logFile, tc.msg)
+				return line != nil
+			})
+			if line["level"] != "warn" || line["chain"] != "dev" || line["method"] != tc.method || line["client_ip"] != tc.ip {
+				t.Fatalf("log line %v, want warn naming chain dev, method %s and client_ip %s", line, tc.method, tc.ip)
+			}
+		})
+	}
+}
+
+// findLogLine returns the first JSON log line with the message msg.
+func findLogLine(t *testing.T, file, msg string) map[string]any {
+	t.Helper()
+	data, _ := os.ReadFile(file)
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(l, &m) == nil && m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
 }
