@@ -54,10 +54,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	_, err = w.Write(out)
-	return err
+	return writeReply(w, r, out)
 }
 
 // joinReplies builds the response body: the single reply, or an array of
