@@ -35,6 +35,9 @@ const (
 	// system drop what it has not read yet: the close frame, so the
 	// client would see 1006 instead of the code and reason.
 	closeGrace = 2 * time.Second
+	// wsCompressMinSize is the smallest frame compressed when the client
+	// negotiated permessage-deflate.
+	wsCompressMinSize = 1024
 )
 
 // errMessageTooBig is a client message over max_request_size.
@@ -368,6 +371,9 @@ func (s *wsSession) writeLoop() {
 					break
 				}
 				_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.h.WriteTimeout)))
+				// With permessage-deflate, small frames go out as they are:
+				// compressing them costs more than the bytes it saves.
+				s.conn.EnableWriteCompression(len(frame) >= wsCompressMinSize)
 				if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
 					var ne net.Error
 					if errors.As(err, &ne) && ne.Timeout() {

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/gorilla/websocket"
 
+	"github.com/elara-gateway/elara/handler"
 	"github.com/elara-gateway/elara/internal/fakenode"
 	"github.com/elara-gateway/elara/internal/testgw"
 )
@@ -188,4 +190,92 @@ func findLogLine(t *testing.T, file, msg string) map[string]any {
 		}
 	}
 	return nil
+}
+
+func TestWSCompressionCaddyfile(t *testing.T) {
+	cases := []struct {
+		input   string
+		want    bool
+		wantErr string
+	}{
+		{"elara_rpc", false, ""},
+		{"elara_rpc {\n ws_compression\n}", true, ""},
+		{"elara_rpc {\n ws_compression on\n}", true, ""},
+		{"elara_rpc {\n ws_compression off\n}", false, ""},
+		{"elara_rpc {\n ws_compression yes\n}", false, "yes"},
+		{"elara_rpc {\n ws_compression on off\n}", false, "wrong argument count"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.input, func(t *testing.T) {
+			var h handler.Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), ":2") {
+					t.Fatalf("error %v, want one on line 2 mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || h.WSCompression != tc.want {
+				t.Fatalf("ws_compression %v (err %v), want %v", h.WSCompression, err, tc.want)
+			}
+		})
+	}
+}
+
+// permessage-deflate is negotiated iff the client offers it and the
+// handler enables it; either way the client gets its replies intact.
+func TestWebSocketCompressionNegotiation(t *testing.T) {
+	node := fakenode.Start(t)
+	gw := testgw.Start(t, chainBlock("dev", testChainOpts, node.URL()), `
+	@deflate path /deflate/*
+	handle @deflate {
+		uri strip_prefix /deflate
+		elara_rpc {
+			ws_compression
+		}
+	}
+	handle {
+		elara_rpc
+	}`)
+	_, metadataReply := testgw.Post(t, gw.HTTP("/dev"), []byte(metadataCall))
+	cases := []struct {
+		name      string
+		path      string
+		offer     bool
+		negotiate bool
+	}{
+		{"enabled, offered", "/deflate/dev", true, true},
+		{"enabled, not offered", "/deflate/dev", false, false},
+		{"default, offered", "/dev", true, false},
+		{"default, not offered", "/dev", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dialer := websocket.Dialer{EnableCompression: tc.offer}
+			conn, resp, err := dialer.Dial(gw.WS(tc.path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			got := strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+			if got != tc.negotiate {
+				t.Fatalf("permessage-deflate negotiated %v (%q), want %v", got, resp.Header.Get("Sec-WebSocket-Extensions"), tc.negotiate)
+			}
+			// A compressed request, a large compressed reply, a small one.
+			conn.EnableWriteCompression(true)
+			for _, call := range []struct{ method, want string }{
+				{"state_getMetadata", string(metadataReply)},
+				{"system_chain", `{"jsonrpc":"2.0","id":1,"result":"Fake Dev"}`},
+			} {
+				if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"`+call.method+`","params":[]}`)); err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, msg, err := conn.ReadMessage()
+				if err != nil || string(msg) != call.want {
+					t.Fatalf("%s: reply of %d bytes (%.60s), err %v; want %d bytes", call.method, len(msg), msg, err, len(call.want))
+				}
+			}
+		})
+	}
 }
