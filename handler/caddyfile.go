@@ -66,7 +66,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "send_queue":
 			h.SendQueue, err = positiveInt(d)
 		case "ws_compression":
-			h.WSCompression, err = onOffArg(d)
+			var on bool
+			on, err = onOffArg(d)
+			h.WSCompression = &on
 		default:
 			return d.Errf("unrecognized elara_rpc option '%s'", d.Val())
 		}

@@ -52,8 +52,9 @@ type Handler struct {
 	// accepts nothing for this long is disconnected. Default: 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// WSCompression negotiates WebSocket permessage-deflate with clients
-	// that offer it. Off by default: see the README's measurements.
-	WSCompression bool `json:"ws_compression,omitempty"`
+	// that offer it (browsers and most libraries do); frames under 1 KiB
+	// are sent uncompressed. Default: on.
+	WSCompression *bool `json:"ws_compression,omitempty"`
 
 	app    *app.App
 	policy *Policy
@@ -137,6 +138,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.sessions = &sessionSet{all: make(map[*wsSession]struct{})}
+	if h.WSCompression == nil {
+		on := true
+		h.WSCompression = &on
+	}
 	h.upgrader = h.newUpgrader()
 	return nil
 }

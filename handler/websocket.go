@@ -52,7 +52,7 @@ func (h *Handler) newUpgrader() *websocket.Upgrader {
 		// connections (most of them, with subscriptions) hold none.
 		WriteBufferPool: &sync.Pool{},
 		// permessage-deflate, when enabled and the client offers it.
-		EnableCompression: h.WSCompression,
+		EnableCompression: *h.WSCompression,
 		// dApps connect from any origin; authentication, where wanted, is done
 		// by the handlers in front of this one.
 		CheckOrigin: func(*http.Request) bool { return true },

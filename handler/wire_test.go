@@ -193,17 +193,18 @@ func findLogLine(t *testing.T, file, msg string) map[string]any {
 }
 
 func TestWSCompressionCaddyfile(t *testing.T) {
+	on, off := true, false
 	cases := []struct {
 		input   string
-		want    bool
+		want    *bool
 		wantErr string
 	}{
-		{"elara_rpc", false, ""},
-		{"elara_rpc {\n ws_compression\n}", true, ""},
-		{"elara_rpc {\n ws_compression on\n}", true, ""},
-		{"elara_rpc {\n ws_compression off\n}", false, ""},
-		{"elara_rpc {\n ws_compression yes\n}", false, "yes"},
-		{"elara_rpc {\n ws_compression on off\n}", false, "wrong argument count"},
+		{"elara_rpc", nil, ""},
+		{"elara_rpc {\n ws_compression\n}", &on, ""},
+		{"elara_rpc {\n ws_compression on\n}", &on, ""},
+		{"elara_rpc {\n ws_compression off\n}", &off, ""},
+		{"elara_rpc {\n ws_compression yes\n}", nil, "yes"},
+		{"elara_rpc {\n ws_compression on off\n}", nil, "wrong argument count"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.input, func(t *testing.T) {
@@ -215,7 +216,7 @@ func TestWSCompressionCaddyfile(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || h.WSCompression != tc.want {
+			if err != nil || (h.WSCompression == nil) != (tc.want == nil) || h.WSCompression != nil && *h.WSCompression != *tc.want {
 				t.Fatalf("ws_compression %v (err %v), want %v", h.WSCompression, err, tc.want)
 			}
 		})
@@ -223,15 +224,16 @@ func TestWSCompressionCaddyfile(t *testing.T) {
 }
 
 // permessage-deflate is negotiated iff the client offers it and the
-// handler enables it; either way the client gets its replies intact.
+// handler has not turned it off; either way the client gets its replies
+// intact.
 func TestWebSocketCompressionNegotiation(t *testing.T) {
 	node := fakenode.Start(t)
 	gw := testgw.Start(t, chainBlock("dev", testChainOpts, node.URL()), `
-	@deflate path /deflate/*
-	handle @deflate {
-		uri strip_prefix /deflate
+	@plain path /plain/*
+	handle @plain {
+		uri strip_prefix /plain
 		elara_rpc {
-			ws_compression
+			ws_compression off
 		}
 	}
 	handle {
@@ -244,10 +246,10 @@ func TestWebSocketCompressionNegotiation(t *testing.T) {
 		offer     bool
 		negotiate bool
 	}{
-		{"enabled, offered", "/deflate/dev", true, true},
-		{"enabled, not offered", "/deflate/dev", false, false},
-		{"default, offered", "/dev", true, false},
+		{"default, offered", "/dev", true, true},
 		{"default, not offered", "/dev", false, false},
+		{"off, offered", "/plain/dev", true, false},
+		{"off, not offered", "/plain/dev", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
