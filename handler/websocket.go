@@ -35,6 +35,9 @@ const (
 	// system drop what it has not read yet: the close frame, so the
 	// client would see 1006 instead of the code and reason.
 	closeGrace = 2 * time.Second
+	// closeAnswered marks a session whose client started the close and
+	// got its answer: no second close frame.
+	closeAnswered = -1
 	// wsCompressMinSize is the smallest frame compressed when the client
 	// negotiated permessage-deflate.
 	wsCompressMinSize = 1024
@@ -243,7 +246,13 @@ func (s *wsSession) readLoop() {
 	// The client's close frame is answered only when the client started
 	// the close; when the gateway did, its own close frame was the answer.
 	s.conn.SetCloseHandler(func(code int, _ string) error {
-		if s.ctx.Err() == nil {
+		s.mu.Lock()
+		answer := s.closeCode == 0
+		if answer {
+			s.closeCode = closeAnswered
+		}
+		s.mu.Unlock()
+		if answer {
 			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
 		}
 		return nil
@@ -404,7 +413,7 @@ func (s *wsSession) writeClose() {
 	s.mu.Lock()
 	code, text := s.closeCode, s.closeText
 	s.mu.Unlock()
-	if code != 0 {
+	if code > 0 {
 		if s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Duration(s.h.WriteTimeout))) == nil {
 			// Let the reader take in what the client still sends, up to its
 			// close frame: see closeGrace.

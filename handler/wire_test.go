@@ -123,6 +123,8 @@ func TestWarningsNameTheForwardedClientIP(t *testing.T) {
 	cf := gw.Caddyfile(chainBlock("dev", "request_timeout 300ms\nhealth_interval 200ms", node.URL()), `
 	elara_rpc {
 		max_request_size 64KiB
+		send_queue 16
+		write_timeout 2m
 	}`)
 	cf = strings.Replace(cf, "level {$ELARA_TEST_LOG:ERROR}", "output file "+logFile+"\n\t\tlevel WARN", 1)
 	cf = strings.Replace(cf, "\telara {", "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/8\n\t}\n\telara {", 1)
@@ -159,6 +161,22 @@ func TestWarningsNameTheForwardedClientIP(t *testing.T) {
 				if _, _, err := conn.ReadMessage(); err != nil {
 					break
 				}
+			}
+		}},
+		{"slow client over WebSocket", "disconnecting slow websocket client", "203.0.113.9", "state_storage", func(t *testing.T, hdr http.Header) {
+			conn, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), hdr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// A client that never reads, with a small receive buffer.
+			_ = conn.UnderlyingConn().(interface{ SetReadBuffer(int) error }).SetReadBuffer(32 << 10)
+			key := "0x" + strings.Repeat("dd", 32)
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"state_subscribeStorage","params":[["`+key+`"]]}`))
+			big := strings.Repeat("ab", 32<<10)
+			for i := 0; i < 2000 && findLogLine(t, logFile, "disconnecting slow websocket client") == nil; i++ {
+				node.Chain().SetStorage(key, fmt.Sprintf("0x%04x%s", i, big))
+				time.Sleep(time.Millisecond)
 			}
 		}},
 	}
