@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -161,4 +162,67 @@ func TestCompressionWithRealMetadata(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A real browser gets metadata compressed both ways, and decodes it to
+// the node's exact bytes: fetch() with Chromium's own Accept-Encoding, and
+// a WebSocket with its own permessage-deflate offer.
+func TestCompressionInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		t.Skipf("no Chromium at %s (ELARA_CHROMIUM)", chromiumPath())
+	}
+	n := realNode(t)
+	g := startGateway(t, n, publicCaddyfile, nil, chainURLPath)
+	var direct string
+	if err := rpcResult(n.httpURL(), "state_getMetadata", nil, &direct); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(direct))
+	want := hex.EncodeToString(sum[:])
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "browser_wire.mjs", g.httpURL(chainURLPath), g.wsURL(chainURLPath))
+	cmd.Dir = testdataDir
+	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = childProcAttr()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
+	if !ok {
+		t.Fatalf("browser_wire.mjs printed no result (%v)\nstdout:\n%s\nstderr:\n%s", runErr, truncate(stdout.String(), 2000), truncate(stderr.String(), 2000))
+	}
+	var r struct {
+		ContentEncoding string `json:"contentEncoding"`
+		EncodedBodySize int    `json:"encodedBodySize"`
+		DecodedBodySize int    `json:"decodedBodySize"`
+		HTTPSHA256      string `json:"httpSHA256"`
+		WSSHA256        string `json:"wsSHA256"`
+		WSExtensions    string `json:"wsExtensions"`
+		Error           string `json:"error"`
+	}
+	if err := json.Unmarshal(line, &r); err != nil || r.Error != "" {
+		t.Fatalf("browser_wire.mjs: %v %s", err, r.Error)
+	}
+	t.Logf("fetch: Content-Encoding %s, %d bytes on the wire for %d; WebSocket extensions %q", r.ContentEncoding, r.EncodedBodySize, r.DecodedBodySize, r.WSExtensions)
+	if r.ContentEncoding != "zstd" && r.ContentEncoding != "gzip" {
+		t.Errorf("fetch: Content-Encoding %q, want zstd or gzip", r.ContentEncoding)
+	}
+	if r.EncodedBodySize <= 0 || r.EncodedBodySize > r.DecodedBodySize/2 {
+		t.Errorf("fetch: %d bytes on the wire for %d", r.EncodedBodySize, r.DecodedBodySize)
+	}
+	if r.HTTPSHA256 != want || r.WSSHA256 != want {
+		t.Errorf("metadata differs from the node's: fetch %v, WebSocket %v", r.HTTPSHA256 == want, r.WSSHA256 == want)
+	}
+	if !strings.Contains(r.WSExtensions, "permessage-deflate") {
+		t.Errorf("WebSocket extensions %q, want permessage-deflate", r.WSExtensions)
+	}
+}
+
+func chromiumPath() string {
+	if p := os.Getenv("ELARA_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
 }
