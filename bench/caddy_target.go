@@ -25,6 +25,11 @@ type caddyTarget struct {
 	global, site string
 	// httpOnly marks handlers that cannot serve WebSocket, like respond.
 	httpOnly bool
+	// wsOnly marks setups that differ from another only on WebSocket.
+	wsOnly bool
+	// clientDeflate makes the setup's WebSocket clients offer
+	// permessage-deflate.
+	clientDeflate bool
 
 	port      int
 	adminPort int // 0: admin API off
@@ -36,7 +41,14 @@ func (c *caddyTarget) Name() string { return c.name }
 
 func (c *caddyTarget) pid() int { return c.proc.cmd.Process.Pid }
 
-func (c *caddyTarget) Supports(t Transport) bool { return t == HTTP || !c.httpOnly }
+func (c *caddyTarget) offersDeflate() bool { return c.clientDeflate }
+
+func (c *caddyTarget) Supports(t Transport) bool {
+	if t == HTTP {
+		return !c.wsOnly
+	}
+	return !c.httpOnly
+}
 
 func (c *caddyTarget) URL(t Transport) string {
 	return endpoint(t, "127.0.0.1:"+strconv.Itoa(c.port))

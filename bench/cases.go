@@ -138,7 +138,7 @@ const fanoutGroup = "fanout"
 
 // fanoutTargets are the setups fan-out cases run on. Elara with a cache
 // shares subscriptions exactly as elara does, and respond cannot stream.
-var fanoutTargets = []string{"direct", "elara", "reverse_proxy"}
+var fanoutTargets = []string{"direct", "elara", "elara-deflate", "reverse_proxy"}
 
 // selectCases keeps the cases of the named groups and targets, dropping
 // those a target cannot serve (Caddy's respond cannot speak WebSocket),

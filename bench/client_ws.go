@@ -9,10 +9,18 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// deflateDialer offers permessage-deflate, as browsers do.
+var deflateDialer = &websocket.Dialer{
+	Proxy:             websocket.DefaultDialer.Proxy,
+	HandshakeTimeout:  websocket.DefaultDialer.HandshakeTimeout,
+	EnableCompression: true,
+}
+
 // wsDriver gives each client its own WebSocket connection, as dApps have.
 type wsDriver struct {
 	url     string
 	timeout time.Duration
+	deflate bool // offer permessage-deflate
 }
 
 func (d *wsDriver) open(ctx context.Context) (caller, error) {
@@ -37,7 +45,11 @@ type wsCaller struct {
 func (c *wsCaller) dial() error {
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, c.d.url, nil)
+	dialer := websocket.DefaultDialer
+	if c.d.deflate {
+		dialer = deflateDialer
+	}
+	conn, resp, err := dialer.DialContext(ctx, c.d.url, nil)
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("dial %s: %w (status %d)", c.d.url, err, resp.StatusCode)

@@ -21,12 +21,12 @@ type caller interface {
 	close()
 }
 
-func newDriver(t Transport, url string, clients int, timeout time.Duration) (driver, error) {
+func newDriver(t Transport, url string, clients int, timeout time.Duration, deflate bool) (driver, error) {
 	switch t {
 	case HTTP:
 		return newHTTPDriver(url, clients, timeout), nil
 	case WS:
-		return &wsDriver{url: url, timeout: timeout}, nil
+		return &wsDriver{url: url, timeout: timeout, deflate: deflate}, nil
 	}
 	return nil, fmt.Errorf("no driver for transport %q", t)
 }

@@ -107,7 +107,7 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 	}
 
 	base := time.Now()
-	subs, failed, firstErr := connectSubscribers(ctx, t.URL(WS), fc.Clients, base, o.timeout, o.blocks+4)
+	subs, failed, firstErr := connectSubscribers(ctx, t.URL(WS), clientDeflate(t), fc.Clients, base, o.timeout, o.blocks+4)
 	res.connectTime = time.Since(base)
 	res.connectErrors = failed
 	if firstErr != nil {

@@ -23,6 +23,14 @@ var subDialer = &websocket.Dialer{
 	NetDialContext:  (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 }
 
+// subDialerDeflate is subDialer offering permessage-deflate.
+var subDialerDeflate = &websocket.Dialer{
+	ReadBufferSize:    subDialer.ReadBufferSize,
+	WriteBufferSize:   subDialer.WriteBufferSize,
+	NetDialContext:    subDialer.NetDialContext,
+	EnableCompression: true,
+}
+
 // subscriber is one fan-out client: a WebSocket connection subscribed to
 // new heads, whose reader records every notification with its arrival
 // time. recs and bad belong to the reader until done is closed.
@@ -39,10 +47,10 @@ type subscriber struct {
 // subscribeClient connects, subscribes and waits for the subscription id;
 // notifications that come before it are recorded too. base is the origin
 // of reception times.
-func subscribeClient(ctx context.Context, url string, base time.Time, timeout time.Duration, capacity int) (*subscriber, error) {
+func subscribeClient(ctx context.Context, dialer *websocket.Dialer, url string, base time.Time, timeout time.Duration, capacity int) (*subscriber, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, resp, err := subDialer.DialContext(ctx, url, nil)
+	conn, resp, err := dialer.DialContext(ctx, url, nil)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial: %w (status %d)", err, resp.StatusCode)
@@ -157,7 +165,11 @@ const dialParallel = 32
 // connectSubscribers connects n clients and starts their readers. It
 // returns the clients that subscribed, how many failed and the first
 // error.
-func connectSubscribers(ctx context.Context, url string, n int, base time.Time, timeout time.Duration, capacity int) ([]*subscriber, int, error) {
+func connectSubscribers(ctx context.Context, url string, deflate bool, n int, base time.Time, timeout time.Duration, capacity int) ([]*subscriber, int, error) {
+	dialer := subDialer
+	if deflate {
+		dialer = subDialerDeflate
+	}
 	subs := make([]*subscriber, n)
 	var (
 		next     atomic.Int64
@@ -173,7 +185,7 @@ func connectSubscribers(ctx context.Context, url string, n int, base time.Time, 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				s, err := subscribeClient(ctx, url, base, timeout, capacity)
+				s, err := subscribeClient(ctx, dialer, url, base, timeout, capacity)
 				if err != nil {
 					failed.Add(1)
 					mu.Lock()

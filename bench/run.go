@@ -184,7 +184,7 @@ func takeMark(env *Env, method string) mark {
 // also records a CPU profile of the target over the window.
 func runCase(ctx context.Context, c Case, env *Env, o options) Result {
 	res := Result{Case: c, nodeCalls: math.NaN(), proxyCPU: math.NaN(), helperCPU: math.NaN(), nodeCPU: math.NaN(), clientCPU: math.NaN(), otherCPU: math.NaN()}
-	d, err := newDriver(c.Transport, c.URL(), o.clients, o.timeout)
+	d, err := newDriver(c.Transport, c.URL(), o.clients, o.timeout, clientDeflate(c.Target))
 	if err != nil {
 		res.err = err
 		return res

@@ -55,6 +55,18 @@ type workloadRouter interface {
 	workloadURL(t Transport, w Workload) string
 }
 
+// deflater is a target whose WebSocket clients offer permessage-deflate.
+type deflater interface {
+	offersDeflate() bool
+}
+
+// clientDeflate reports whether t's WebSocket clients offer
+// permessage-deflate (by default they do not).
+func clientDeflate(t Target) bool {
+	d, ok := t.(deflater)
+	return ok && d.offersDeflate()
+}
+
 // Env is what targets share.
 type Env struct {
 	Node *nodeProc
@@ -94,6 +106,20 @@ func allTargets() []Target {
 	}
 }`,
 			site: "elara_rpc",
+		},
+		// elara as configured above, with WebSocket clients that offer
+		// permessage-deflate, as browsers and the `ws` library do: the
+		// gateway negotiates it (ws_compression, on by default).
+		&caddyTarget{
+			name: "elara-deflate",
+			global: `elara {
+	chain ` + chainName + ` {
+		node ws://` + nodeAddrToken + `
+	}
+}`,
+			site:          "elara_rpc",
+			wsOnly:        true,
+			clientDeflate: true,
 		},
 		// The same with the response cache in memory, every default.
 		&caddyTarget{

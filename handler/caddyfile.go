@@ -31,6 +31,7 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		send_queue        <messages>
 //		write_timeout     <duration>
 //		origins           <origin>...
+//		ws_compression    [on|off]
 //	}
 //
 // Chains given inline or with `chains` limit the handler to those chains
@@ -75,6 +76,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					err = d.WrapErr(cerr)
 				}
 			}
+		case "ws_compression":
+			var on bool
+			on, err = onOffArg(d)
+			h.WSCompression = &on
 		default:
 			return d.Errf("unrecognized elara_rpc option '%s'", d.Val())
 		}
@@ -142,6 +147,25 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.ArgErr()
 	}
 	return caddy.Duration(dur), nil
+}
+
+// onOffArg reads an optional on|off; the bare option means on.
+func onOffArg(d *caddyfile.Dispenser) (bool, error) {
+	if !d.NextArg() {
+		return true, nil
+	}
+	var on bool
+	switch d.Val() {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return false, d.Errf("expected on or off, got '%s'", d.Val())
+	}
+	if d.NextArg() {
+		return false, d.ArgErr()
+	}
+	return on, nil
 }
 
 func positiveInt(d *caddyfile.Dispenser) (int, error) {

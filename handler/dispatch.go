@@ -81,6 +81,8 @@ func (h *Handler) clientError(rt route, method string, err error) *jsonrpc.Error
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
+		h.rlog.warn(logUpstreamTimeout, "upstream call timed out",
+			append(rt.logFields(), zap.String("method", method), zap.Duration("request_timeout", rt.chain.RequestTimeout))...)
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamTimeout, "Upstream node did not answer in time")
 	case errors.Is(err, context.Canceled):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Request canceled")

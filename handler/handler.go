@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 
 	"github.com/elara-gateway/elara/app"
@@ -57,13 +58,21 @@ type Handler struct {
 	// with 403; requests without an Origin header (non-browser clients)
 	// are always served.
 	Origins []string `json:"origins,omitempty"`
+	// WSCompression negotiates WebSocket permessage-deflate with clients
+	// that offer it (browsers and most libraries do); frames under 1 KiB
+	// are sent uncompressed. Default: on.
+	WSCompression *bool `json:"ws_compression,omitempty"`
 
 	app    *app.App
 	policy *Policy
 	cors   *CORS
 	chains map[string]bool
 	log    *zap.Logger
+	// rlog carries the warnings that a misbehaving client or a stuck node
+	// could otherwise repeat thousands of times a second.
+	rlog *rateLog
 
+	upgrader *websocket.Upgrader
 	sessions *sessionSet
 }
 
@@ -98,6 +107,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults and binds the handler to the elara app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	h.rlog = newRateLog(h.log, logEvery, nil)
 	if h.MaxBatch == 0 {
 		h.MaxBatch = DefaultMaxBatch
 	}
@@ -139,6 +149,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.sessions = &sessionSet{all: make(map[*wsSession]struct{})}
+	if h.WSCompression == nil {
+		on := true
+		h.WSCompression = &on
+	}
+	h.upgrader = h.newUpgrader()
 	return nil
 }
 
@@ -208,6 +223,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if rpcErr != nil {
 		return writeError(w, status, rpcErr)
 	}
+	rt.clientIP = clientIP(r)
 	// Access logs and later handlers see what the request named, e.g.
 	// `log_append project {http.vars.elara.project}`.
 	caddyhttp.SetVar(r.Context(), VarChain, rt.chain.Name)
@@ -247,6 +263,8 @@ type route struct {
 	chain   *app.Chain
 	project string
 	health  bool
+	// clientIP is the client's address as Caddy sees it, for log lines.
+	clientIP string
 }
 
 // logFields name the route on the handler's log lines.
@@ -254,6 +272,9 @@ func (rt route) logFields() []zap.Field {
 	fields := []zap.Field{zap.String("chain", rt.chain.Name)}
 	if rt.project != "" {
 		fields = append(fields, zap.String("project", rt.project))
+	}
+	if rt.clientIP != "" {
+		fields = append(fields, zap.String("client_ip", rt.clientIP))
 	}
 	return fields
 }

@@ -14,7 +14,7 @@ import (
 const batchConcurrency = 16
 
 func (h *Handler) limits() jsonrpc.Limits {
-	return jsonrpc.Limits{MaxBatch: h.MaxBatch, MaxDepth: maxDepth}
+	return jsonrpc.Limits{MaxBatch: h.MaxBatch, MaxDepth: maxDepth, MaxBatchName: "max_batch"}
 }
 
 // servePost answers JSON-RPC over HTTP POST: one call or a batch.
@@ -54,10 +54,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	_, err = w.Write(out)
-	return err
+	return writeReply(w, r, out)
 }
 
 // joinReplies builds the response body: the single reply, or an array of

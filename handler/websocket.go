@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -23,20 +25,41 @@ const (
 	closeSlowConsumer   = websocket.ClosePolicyViolation // 1008
 	closeServiceRestart = websocket.CloseServiceRestart  // 1012
 	closeGoingAway      = websocket.CloseGoingAway       // 1001
+	closeMessageTooBig  = websocket.CloseMessageTooBig   // 1009
 	// callsPerConnection bounds concurrent calls of one client; reading
 	// pauses while it is reached, which pushes back on the client.
 	callsPerConnection = 64
+	// closeGrace is how long a session that sent a close frame waits for
+	// the client's before closing the socket. Closing with the client's
+	// data unread resets the connection, and a reset makes the client's
+	// system drop what it has not read yet: the close frame, so the
+	// client would see 1006 instead of the code and reason.
+	closeGrace = 2 * time.Second
+	// closeAnswered marks a session whose client started the close and
+	// got its answer: no second close frame.
+	closeAnswered = -1
+	// wsCompressMinSize is the smallest frame compressed when the client
+	// negotiated permessage-deflate.
+	wsCompressMinSize = 1024
 )
 
-var upgrader = websocket.Upgrader{
-	ReadBufferSize:  16 << 10,
-	WriteBufferSize: 16 << 10,
-	// Write buffers are taken only while a message is written, so idle
-	// connections (most of them, with subscriptions) hold none.
-	WriteBufferPool: &sync.Pool{},
-	// ServeHTTP has checked the Origin against the handler's origins
-	// before the upgrade, and answers a refusal with a JSON-RPC body.
-	CheckOrigin: func(*http.Request) bool { return true },
+// errMessageTooBig is a client message over max_request_size.
+var errMessageTooBig = errors.New("message over max_request_size")
+
+// newUpgrader returns the handler's WebSocket upgrader.
+func (h *Handler) newUpgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  16 << 10,
+		WriteBufferSize: 16 << 10,
+		// Write buffers are taken only while a message is written, so idle
+		// connections (most of them, with subscriptions) hold none.
+		WriteBufferPool: &sync.Pool{},
+		// permessage-deflate, when enabled and the client offers it.
+		EnableCompression: *h.WSCompression,
+		// ServeHTTP has checked the Origin against the handler's origins
+		// before the upgrade, and answers a refusal with a JSON-RPC body.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
 }
 
 func isWebSocketUpgrade(r *http.Request) bool {
@@ -81,10 +104,13 @@ type wsSession struct {
 	closeText  string
 
 	calls sync.WaitGroup
+	// readDone is closed when the reader has stopped, so the writer knows
+	// the client's close frame came (or never will).
+	readDone chan struct{}
 }
 
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt route) error {
-	conn, err := upgrader.Upgrade(hijackable(w), r, nil)
+	conn, err := h.upgrader.Upgrade(hijackable(w), r, nil)
 	if err != nil {
 		// The upgrader has already answered the client.
 		if ce := h.log.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
@@ -94,14 +120,15 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &wsSession{
-		h:      h,
-		rt:     rt,
-		conn:   conn,
-		log:    h.log.With(append(rt.logFields(), zap.String("remote", r.RemoteAddr))...),
-		wake:   make(chan struct{}, 1),
-		ctx:    ctx,
-		cancel: cancel,
-		subs:   make(map[string]*matcher.ClientSub),
+		h:        h,
+		rt:       rt,
+		conn:     conn,
+		log:      h.log.With(rt.logFields()...),
+		wake:     make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		subs:     make(map[string]*matcher.ClientSub),
+		readDone: make(chan struct{}),
 	}
 	set := h.sessions
 	set.mu.Lock()
@@ -133,7 +160,8 @@ func (s *wsSession) Send(frame []byte) bool {
 	queued := len(s.out) - s.head
 	if queued >= s.h.SendQueue {
 		s.qmu.Unlock()
-		s.log.Warn("disconnecting slow websocket client", zap.Int("queued", queued))
+		s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
+			append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "send_queue full"), zap.Int("queued", queued))...)
 		s.closeWith(closeSlowConsumer, "slow consumer: too many messages waiting")
 		return false
 	}
@@ -208,19 +236,41 @@ func (s *wsSession) next() []byte {
 func (s *wsSession) readLoop() {
 	defer s.end()
 	ping := time.Duration(s.h.PingInterval)
-	s.conn.SetReadLimit(s.h.MaxRequestSize)
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
-	s.conn.SetPongHandler(func(string) error { return s.conn.SetReadDeadline(time.Now().Add(2 * ping)) })
+	s.conn.SetPongHandler(func(string) error {
+		if s.ctx.Err() != nil {
+			return nil // closing: the close deadline stands
+		}
+		return s.conn.SetReadDeadline(time.Now().Add(2 * ping))
+	})
+	// The client's close frame is answered only when the client started
+	// the close; when the gateway did, its own close frame was the answer.
+	s.conn.SetCloseHandler(func(code int, _ string) error {
+		s.mu.Lock()
+		answer := s.closeCode == 0
+		if answer {
+			s.closeCode = closeAnswered
+		}
+		s.mu.Unlock()
+		if answer {
+			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
+		}
+		return nil
+	})
 	sem := make(chan struct{}, callsPerConnection)
 	for {
-		kind, data, err := s.conn.ReadMessage()
+		kind, data, err := s.readMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				s.closeWith(websocket.CloseMessageTooBig, "message over the limit of "+strconv.FormatInt(s.h.MaxRequestSize, 10)+" bytes")
+			if errors.Is(err, errMessageTooBig) {
+				s.h.rlog.warn(logClientTooBig, "closing websocket client: message over max_request_size",
+					append(s.rt.logFields(), peekMethod(data), zap.Int64("max_request_size", s.h.MaxRequestSize))...)
+				s.closeWith(closeMessageTooBig, "message over the limit of "+strconv.FormatInt(s.h.MaxRequestSize, 10)+" bytes (max_request_size)")
+				s.drain()
 			}
 			return
 		}
 		if s.ctx.Err() != nil {
+			s.drain()
 			return
 		}
 		_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
@@ -231,6 +281,7 @@ func (s *wsSession) readLoop() {
 		select {
 		case sem <- struct{}{}:
 		case <-s.ctx.Done():
+			s.drain()
 			return
 		}
 		s.calls.Add(1)
@@ -238,6 +289,40 @@ func (s *wsSession) readLoop() {
 			defer func() { <-sem; s.calls.Done() }()
 			s.handleMessage(data)
 		}()
+	}
+}
+
+// readMessage reads one message of at most max_request_size bytes. The
+// limit is checked here rather than by gorilla's read limit, which closes
+// with 1009 but no reason. A message over it returns errMessageTooBig and
+// the part read, for the log line.
+func (s *wsSession) readMessage() (int, []byte, error) {
+	kind, r, err := s.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, s.h.MaxRequestSize+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if int64(len(data)) > s.h.MaxRequestSize {
+		return kind, data, errMessageTooBig
+	}
+	return kind, data, nil
+}
+
+// drain reads and drops what the client still sends after the gateway
+// started closing, until the client's close frame, an error, or the
+// writer closes the socket after closeGrace.
+func (s *wsSession) drain() {
+	for {
+		_, r, err := s.conn.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
 	}
 }
 
@@ -295,7 +380,15 @@ func (s *wsSession) writeLoop() {
 					break
 				}
 				_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.h.WriteTimeout)))
+				// With permessage-deflate, small frames go out as they are:
+				// compressing them costs more than the bytes it saves.
+				s.conn.EnableWriteCompression(len(frame) >= wsCompressMinSize)
 				if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
+							append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "write_timeout reached"))...)
+					}
 					// A write that failed or timed out leaves the socket
 					// unusable: close it, or the hijacked connection stays.
 					s.closeWith(0, "")
@@ -320,8 +413,17 @@ func (s *wsSession) writeClose() {
 	s.mu.Lock()
 	code, text := s.closeCode, s.closeText
 	s.mu.Unlock()
-	if code != 0 {
-		_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Duration(s.h.WriteTimeout)))
+	if code > 0 {
+		if s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Duration(s.h.WriteTimeout))) == nil {
+			// Let the reader take in what the client still sends, up to its
+			// close frame: see closeGrace.
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-s.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 	}
 	_ = s.conn.Close()
 }
@@ -334,13 +436,15 @@ func (s *wsSession) closeWith(code int, text string) {
 	}
 	s.mu.Unlock()
 	s.cancel()
-	// Unblock the reader so the session ends even if the client is silent.
-	_ = s.conn.SetReadDeadline(time.Now())
+	// The reader goes on only to take in the client's last messages and
+	// its close frame; the writer closes the socket after closeGrace.
+	_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
 // end runs once the reader stops: it releases every subscription of the
 // client and unregisters the session.
 func (s *wsSession) end() {
+	close(s.readDone)
 	s.closeWith(closeGoingAway, "")
 	s.calls.Wait()
 	s.mu.Lock()

@@ -50,6 +50,10 @@ type Limits struct {
 	MaxBatch int
 	// MaxDepth is the deepest nesting of arrays and objects in the body.
 	MaxDepth int
+	// MaxBatchName, when set, is what the user calls the batch limit
+	// (a config option); the oversized-batch error names it so they know
+	// what to raise.
+	MaxBatchName string
 }
 
 // Parsed is a parsed body: one call, or a batch of calls.
@@ -90,7 +94,11 @@ func Parse(body []byte, lim Limits) (*Parsed, *Error) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "Invalid request: empty batch"}
 	}
 	if n > lim.MaxBatch {
-		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid request: batch of %d calls is over the limit of %d", n, lim.MaxBatch)}
+		msg := fmt.Sprintf("Invalid request: batch of %d calls is over the limit of %d", n, lim.MaxBatch)
+		if lim.MaxBatchName != "" {
+			msg += " (" + lim.MaxBatchName + ")"
+		}
+		return nil, &Error{Code: CodeInvalidRequest, Message: msg}
 	}
 	return &Parsed{Batch: true, Calls: calls}, nil
 }
