@@ -576,8 +576,9 @@ func TestHealthEndpointReportsHeads(t *testing.T) {
 		Best      uint64 `json:"best"`
 		Finalized uint64 `json:"finalized"`
 	}
+	// Heads and readiness come from different probes: wait for both.
 	hb := waitHealth(t, "the heads on the health endpoint", func(hb healthBody) bool {
-		return len(hb.Nodes) == 1 && hb.Nodes[0].Best == best && hb.Nodes[0].Finalized == fin
+		return hb.Ready == 1 && len(hb.Nodes) == 1 && hb.Nodes[0].Best == best && hb.Nodes[0].Finalized == fin
 	}, gw)
 	resp, err := http.Get(gw.HTTP("/dev/health"))
 	if err != nil {
