@@ -44,9 +44,9 @@ type RedisOptions struct {
 // RedisStore is a Store in Redis shared by every gateway using the same
 // Redis and prefix. It does not close the client: the caller owns it.
 type RedisStore struct {
-	client redis.UniversalClient
-	opts   RedisOptions
-	mem    *memory
+	client                               redis.UniversalClient
+	opts                                 RedisOptions
+	mem                                  *memory
 	keyAll, keyVersion, keyLog, keyEpoch string
 
 	cancel context.CancelFunc
@@ -57,7 +57,7 @@ type RedisStore struct {
 	// epoch names the data set: a Redis emptied and written again starts
 	// versions from 1 under a new epoch, which forces a reload.
 	epoch string
-	down bool       // in an outage (logged once)
+	down  bool // in an outage (logged once)
 }
 
 var _ Store = (*RedisStore)(nil)
