@@ -54,7 +54,8 @@ type Enforcer struct {
 	// cannot reach their store; by default calls go on against the
 	// counts known in memory.
 	FailClosed bool
-	Clock      Clock
+	// Clock defaults to the counters' clock.
+	Clock Clock
 }
 
 // NewEnforcer checks rates with rate and days with counters.
@@ -70,7 +71,7 @@ func (e *Enforcer) Admit(ctx context.Context, s Subject) (*Exceeded, error) {
 	if e.FailClosed && !e.counters.Healthy() {
 		return nil, ErrUnavailable
 	}
-	now := e.Clock.now()
+	now := e.now()
 	scope, id := s.scope()
 	if x := e.daily(now, scope, id, s.Limits.RequestsPerDay, s.Limits.BytesPerDay); x != nil {
 		return x, nil
@@ -111,6 +112,13 @@ func (e *Enforcer) daily(now time.Time, scope, id string, reqs, bytes int64) *Ex
 	return &Exceeded{Limit: limit, Scope: scope, Value: float64(value), Used: used, ResetAt: reset, RetryAfter: reset.Sub(now)}
 }
 
+func (e *Enforcer) now() time.Time {
+	if e.Clock != nil {
+		return e.Clock()
+	}
+	return e.counters.opts.Clock.now()
+}
+
 // AddBytes counts response bytes (answers and notifications) sent to s.
 func (e *Enforcer) AddBytes(s Subject, n int64) {
 	scope, id := s.scope()
@@ -132,7 +140,7 @@ type Report struct {
 // /elara/projects/{id}/usage).
 func (e *Enforcer) Usage(ctx context.Context, s Subject) (Report, error) {
 	scope, id := s.scope()
-	r := Report{Limits: s.Limits, ResetAt: e.counters.ResetAt(e.Clock.now())}
+	r := Report{Limits: s.Limits, ResetAt: e.counters.ResetAt(e.now())}
 	var err error
 	if r.Project, err = e.counters.Fetch(ctx, scope, id); err != nil {
 		return r, err
