@@ -16,7 +16,9 @@ func Local(r *RateLimiter) Rater { return localRater{r} }
 
 type localRater struct{ r *RateLimiter }
 
-func (l localRater) Allow(_ context.Context, key string, lim Limits) Decision { return l.r.Allow(key, lim) }
+func (l localRater) Allow(_ context.Context, key string, lim Limits) Decision {
+	return l.r.Allow(key, lim)
+}
 
 // ErrUnavailable is returned by Admit when the shared store is down and
 // the enforcer fails closed.
