@@ -2,6 +2,7 @@ package projects
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,6 +110,12 @@ func (pa Patch) apply(p Project) (Project, error) {
 	if _, ok := pa["id"]; ok {
 		return p, fmt.Errorf("%w: id cannot be changed", ErrInvalid)
 	}
+	if want, ok := pa[ifStatus]; ok {
+		var s Status
+		if err := json.Unmarshal(want, &s); err != nil || p.StatusAt(time.Now()) != s {
+			return p, ErrPrecondition
+		}
+	}
 	if st, ok := pa["status"]; ok && !bytes.Equal(bytes.TrimSpace(st), []byte("null")) {
 		var s Status
 		if err := json.Unmarshal(st, &s); err == nil && s != Suspended {
@@ -143,6 +150,8 @@ func (pa Patch) apply(p Project) (Project, error) {
 			dst = &c.Deny
 		case "secret":
 			dst = &c.Secret
+		case ifStatus:
+			continue
 		default:
 			return p, fmt.Errorf("%w: field %q cannot be changed", ErrInvalid, k)
 		}
@@ -159,6 +168,34 @@ func (pa Patch) apply(p Project) (Project, error) {
 		c.Limits = nil
 	}
 	return c, nil
+}
+
+// ifStatus is a Patch key only code can set (DecodePatch refuses it):
+// the patch applies only if the stored status, as of now (a lapsed
+// suspension is active), is the one given, checked atomically with the
+// write.
+const ifStatus = "if_status"
+
+// ErrPrecondition is returned when a conditional patch does not apply.
+var ErrPrecondition = errors.New("project changed meanwhile")
+
+// Suspend suspends an active project until the reset of the daily limit
+// it reached; a project already suspended or disabled is left alone, even
+// when the operator disables it at the same moment (the check and the
+// write are one step). It reports whether this call suspended it. Call
+// it when the limits refuse a project with a daily limit: the in-memory
+// Lookup is checked first, so repeated refusals cost no write.
+func Suspend(ctx context.Context, s Store, id string, until time.Time) (bool, error) {
+	if p, ok := s.Lookup(id); ok && p.StatusAt(time.Now()) != Active {
+		return false, nil
+	}
+	patch := StatusPatch(Suspended, &until)
+	patch[ifStatus] = json.RawMessage(`"active"`)
+	_, err := s.Update(ctx, id, patch)
+	if errors.Is(err, ErrPrecondition) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // ErrNotFound is returned for an unknown project id.

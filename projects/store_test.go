@@ -536,3 +536,61 @@ func TestRedisStoreOutage(t *testing.T) {
 		t.Errorf("%d recovery lines, want 1", n)
 	}
 }
+
+func TestSuspend(t *testing.T) {
+	for _, m := range makers[:2] {
+		t.Run(m.name, func(t *testing.T) {
+			clk := newClock()
+			s := m.make(t, clk)
+			ctx := context.Background()
+			until := time.Now().Add(time.Hour)
+			cases := []struct {
+				name    string
+				body    string
+				prepare Patch
+				changed bool
+				want    Status
+			}{
+				{"active is suspended", `{"name":"a","plan":"gold"}`, nil, true, Suspended},
+				{"disabled stays disabled", `{"name":"d","plan":"gold","status":"disabled"}`, nil, false, Disabled},
+				{"already suspended", `{"name":"s","plan":"gold"}`, StatusPatch(Suspended, &until), false, Suspended},
+				{"a lapsed suspension is suspended again", `{"name":"l","plan":"gold"}`,
+					StatusPatch(Suspended, ptrTime(time.Now().Add(-time.Hour))), true, Suspended},
+			}
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					p := create(t, s, c.body)
+					if c.prepare != nil {
+						if _, err := s.Update(ctx, p.ID, c.prepare); err != nil {
+							t.Fatal(err)
+						}
+					}
+					changed, err := Suspend(ctx, s, p.ID, until)
+					if err != nil || changed != c.changed {
+						t.Fatalf("Suspend = %v, %v; want %v", changed, err, c.changed)
+					}
+					got, _ := s.Get(ctx, p.ID)
+					if got.StatusAt(time.Now()) != c.want {
+						t.Errorf("status %s, want %s", got.StatusAt(time.Now()), c.want)
+					}
+					if changed && !got.SuspendedUntil.Equal(until) {
+						t.Errorf("suspended until %v, want %v", got.SuspendedUntil, until)
+					}
+				})
+			}
+			// The condition holds in the write itself, not only in the
+			// memory check Suspend makes first.
+			d := create(t, s, `{"name":"race","plan":"gold","status":"disabled"}`)
+			cond := StatusPatch(Suspended, &until)
+			cond[ifStatus] = json.RawMessage(`"active"`)
+			if _, err := s.Update(ctx, d.ID, cond); !errors.Is(err, ErrPrecondition) {
+				t.Errorf("a conditional patch on a disabled project: %v", err)
+			}
+			if _, err := DecodePatch(strings.NewReader(`{"if_status":"active"}`)); err == nil {
+				t.Error("a client could send if_status")
+			}
+		})
+	}
+}
+
+func ptrTime(t time.Time) *time.Time { return &t }
