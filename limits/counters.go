@@ -72,6 +72,10 @@ type Counters struct {
 	mu      sync.Mutex
 	entries map[counterKey]*counter
 	down    bool
+	// day caches today's key and bounds: formatting a date on every call
+	// would cost more than the counting.
+	day                  string
+	dayStart, dayResetAt time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -133,16 +137,25 @@ func (c *Counters) Days() Days { return c.opts.Days }
 // ResetAt is when today's counts start again.
 func (c *Counters) ResetAt(now time.Time) time.Time { return c.opts.Days.ResetAt(now) }
 
+// today returns the key and end of now's day; c.mu is held.
+func (c *Counters) today(now time.Time) (string, time.Time) {
+	if c.day == "" || now.Before(c.dayStart) || !now.Before(c.dayResetAt) {
+		c.day, c.dayStart, c.dayResetAt = c.opts.Days.Key(now), c.opts.Days.Start(now), c.opts.Days.ResetAt(now)
+	}
+	return c.day, c.dayResetAt
+}
+
 // Add counts use for scope and id today and returns today's total with
 // it. It does no I/O.
 func (c *Counters) Add(scope, id string, u Usage) Usage {
 	now := c.opts.Clock.now()
-	k := counterKey{c.opts.Days.Key(now), scope, id}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	day, reset := c.today(now)
+	k := counterKey{day, scope, id}
 	e := c.entries[k]
 	if e == nil {
-		e = &counter{resetAt: c.opts.Days.ResetAt(now)}
+		e = &counter{resetAt: reset}
 		c.entries[k] = e
 	}
 	e.pending = e.pending.plus(u)
@@ -154,14 +167,15 @@ func (c *Counters) Add(scope, id string, u Usage) Usage {
 // most one flush behind the others).
 func (c *Counters) Used(scope, id string) Usage {
 	now := c.opts.Clock.now()
-	k := counterKey{c.opts.Days.Key(now), scope, id}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	day, reset := c.today(now)
+	k := counterKey{day, scope, id}
 	if e := c.entries[k]; e != nil {
 		e.lastUsed = now
 		return e.total()
 	}
-	c.entries[k] = &counter{resetAt: c.opts.Days.ResetAt(now), lastUsed: now} // learnt at the next flush
+	c.entries[k] = &counter{resetAt: reset, lastUsed: now} // learnt at the next flush
 	return Usage{}
 }
 

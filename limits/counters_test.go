@@ -14,7 +14,9 @@ import (
 	"github.com/elara-gateway/elara/cacher/cachertest"
 )
 
-func openBolt(t *testing.T, path string) *bolt.DB {
+func openBolt(t *testing.T, path string) *bolt.DB { return openBoltB(t, path) }
+
+func openBoltB(t testing.TB, path string) *bolt.DB {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -166,7 +168,9 @@ func TestBoltCountersSurviveRestart(t *testing.T) {
 	}
 }
 
-func redisClient(t *testing.T, addr string) redis.UniversalClient {
+func redisClient(t *testing.T, addr string) redis.UniversalClient { return redisClientB(t, addr) }
+
+func redisClientB(t testing.TB, addr string) redis.UniversalClient {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
