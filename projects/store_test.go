@@ -594,3 +594,33 @@ func TestSuspend(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+// The per-call lookup: a map read under a read lock.
+func BenchmarkLookup(b *testing.B) {
+	s, err := OpenBolt(b.TempDir(), BoltOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var ids []string
+	for i := range 1000 {
+		p, err := s.Create(context.Background(), CreateRequest{Name: fmt.Sprint(i), Plan: "gold", Networks: []string{"10.0.0.0/8"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, p.ID)
+	}
+	ip := netip.MustParseAddr("10.1.2.3")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			p, ok := s.Lookup(ids[i%len(ids)])
+			if !ok || !p.AllowsIP(ip) {
+				b.Fatal("lookup failed")
+			}
+			i++
+		}
+	})
+}
