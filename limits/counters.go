@@ -63,7 +63,8 @@ type CountersOptions struct {
 // When the backend fails, counts stay in memory and are added when it
 // is back (catch-up): nothing is lost unless the process ends while the
 // backend is down. One line is logged when an outage starts and one when
-// it ends.
+// it ends. A flush that fails after Redis applied part of it is added
+// again later: an outage may count a little twice, never less.
 type Counters struct {
 	backend CounterBackend
 	opts    CountersOptions

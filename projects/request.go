@@ -54,6 +54,9 @@ func (r CreateRequest) project(now time.Time) Project {
 	if p.Status == "" {
 		p.Status = Active
 	}
+	if p.Limits != nil && p.Limits.IsZero() {
+		p.Limits = nil
+	}
 	return p.clone()
 }
 
