@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -248,5 +249,30 @@ func TestRedisCountersOutage(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("available again").Len(); n != 1 {
 		t.Errorf("%d recovery lines, want 1", n)
+	}
+}
+
+// Close stops the flushing goroutine; nothing is left running.
+func TestCountersCloseLeavesNoGoroutine(t *testing.T) {
+	db := openBolt(t, filepath.Join(t.TempDir(), "c.db"))
+	defer db.Close()
+	before := runtime.NumGoroutine()
+	for range 5 {
+		b, _ := NewBoltCounters(db)
+		c := NewCounters(b, CountersOptions{FlushInterval: time.Millisecond})
+		c.Add(ScopeProject, "p", Usage{Requests: 1})
+		_ = c.Close()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, _ := NewBoltCounters(db)
+	u, _ := b.Add(context.Background(), []Delta{{Day: NewDays(nil).Key(time.Now()), Scope: ScopeProject, ID: "p"}})
+	if u[0].Requests != 5 {
+		t.Errorf("%d requests flushed by Close, want 5", u[0].Requests)
 	}
 }

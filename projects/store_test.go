@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -623,4 +624,29 @@ func BenchmarkLookup(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// Close stops the goroutine following Redis; nothing is left running.
+func TestRedisStoreCloseLeavesNoGoroutine(t *testing.T) {
+	r := cachertest.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 5 {
+		s, err := NewRedisStore(context.Background(), c, RedisOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
