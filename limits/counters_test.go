@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -274,5 +275,35 @@ func TestCountersCloseLeavesNoGoroutine(t *testing.T) {
 	u, _ := b.Add(context.Background(), []Delta{{Day: NewDays(nil).Key(time.Now()), Scope: ScopeProject, ID: "p"}})
 	if u[0].Requests != 5 {
 		t.Errorf("%d requests flushed by Close, want 5", u[0].Requests)
+	}
+}
+
+// On a Redis Cluster a flush touching keys in many slots, and the shared
+// rate, work.
+func TestRedisClusterLimits(t *testing.T) {
+	nodes := cachertest.StartRedisCluster(t, 3)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}})
+	defer client.Close()
+	ctx := context.Background()
+	c := NewCounters(NewRedisCounters(client, ""), CountersOptions{FlushInterval: time.Hour})
+	defer c.Close()
+	for i := range 20 {
+		c.Add(ScopeProject, "p"+strconv.Itoa(i), Usage{Requests: int64(i), Bytes: 1})
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if u, err := c.Fetch(ctx, ScopeProject, "p"+strconv.Itoa(i)); err != nil || u.Requests != int64(i) {
+			t.Fatalf("p%d: %+v %v", i, u, err)
+		}
+	}
+	l := NewSharedRateLimiter(client, SharedRateOptions{})
+	lim := Limits{RequestsPerSecond: 1, Burst: 1}
+	if d := l.Allow(ctx, "x", lim); !d.Allowed {
+		t.Fatalf("first call: %+v", d)
+	}
+	if d := l.Allow(ctx, "x", lim); d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > time.Second {
+		t.Fatalf("second call: %+v", d)
 	}
 }
