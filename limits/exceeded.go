@@ -51,3 +51,25 @@ func (e *Exceeded) Error() string {
 	return fmt.Sprintf("%s limit %s of %s exceeded; retry after %ds",
 		e.Scope, e.Limit, v, e.RetryAfterSeconds())
 }
+
+// ExceededData is the JSON-RPC error data of a refusal.
+type ExceededData struct {
+	Limit string  `json:"limit"`
+	Scope string  `json:"scope"`
+	Value float64 `json:"value"`
+	Used  int64   `json:"used,omitempty"`
+	// ResetAt is set for daily limits.
+	ResetAt *time.Time `json:"reset_at,omitempty"`
+	// RetryAfter is in whole seconds, as in the Retry-After header.
+	RetryAfter int64 `json:"retry_after"`
+}
+
+// Data is the refusal as JSON-RPC error data.
+func (e *Exceeded) Data() ExceededData {
+	d := ExceededData{Limit: e.Limit, Scope: e.Scope, Value: e.Value, Used: e.Used, RetryAfter: e.RetryAfterSeconds()}
+	if e.Daily() {
+		r := e.ResetAt.UTC()
+		d.ResetAt = &r
+	}
+	return d
+}

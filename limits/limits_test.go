@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,26 @@ func TestEffectiveBurst(t *testing.T) {
 				t.Errorf("got %d, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+// The JSON of plans and overrides is what the config and admin API use.
+func TestLimitsJSON(t *testing.T) {
+	plans := originalPlans(t)
+	got, _ := json.Marshal(plans["gold"])
+	if want := `{"name":"gold","requests_per_second":20,"requests_per_day":1000000,"bytes_per_day":10737418240}`; string(got) != want {
+		t.Errorf("plan JSON %s, want %s", got, want)
+	}
+	var o Overrides
+	if err := json.Unmarshal([]byte(`{"requests_per_day":0,"burst":7}`), &o); err != nil {
+		t.Fatal(err)
+	}
+	l := o.Apply(plans["gold"].Limits)
+	if l.RequestsPerDay != 0 || l.Burst != 7 || l.RequestsPerSecond != 20 {
+		t.Errorf("overrides from JSON: %+v", l)
+	}
+	back, _ := json.Marshal(o)
+	if string(back) != `{"burst":7,"requests_per_day":0}` {
+		t.Errorf("overrides JSON %s keeps an explicit 0", back)
 	}
 }

@@ -173,8 +173,10 @@ func (s *SharedRateLimiter) lease(key string, now time.Time) *lease {
 					}
 				}
 			}
+			// Still full: drop a tenth, so the next new keys do not each
+			// pay for a scan. They start again with a fresh lease.
 			for k := range s.keys {
-				if len(s.keys) < s.opts.MaxKeys {
+				if len(s.keys) < s.opts.MaxKeys*9/10 {
 					break
 				}
 				delete(s.keys, k)

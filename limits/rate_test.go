@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -110,11 +111,14 @@ func TestExceededMessage(t *testing.T) {
 		e       Exceeded
 		want    []string
 		seconds int64
+		json    []string
 	}{
 		{"daily", Exceeded{Limit: RequestsPerDay, Scope: ScopeProject, Value: 100000, Used: 100000, ResetAt: reset, RetryAfter: 90 * time.Minute},
-			[]string{"requests_per_day", "100000", "resets at 2026-12-06T16:00:00Z"}, 5400},
+			[]string{"requests_per_day", "100000", "resets at 2026-12-06T16:00:00Z"}, 5400,
+			[]string{`"limit":"requests_per_day"`, `"scope":"project"`, `"value":100000`, `"used":100000`, `"reset_at":"2026-12-06T16:00:00Z"`, `"retry_after":5400`}},
 		{"rate", Exceeded{Limit: RequestsPerSecond, Scope: ScopeIP, Value: 2.5, RetryAfter: 10 * time.Millisecond},
-			[]string{"ip limit requests_per_second of 2.5", "retry after 1s"}, 1},
+			[]string{"ip limit requests_per_second of 2.5", "retry after 1s"}, 1,
+			[]string{`"limit":"requests_per_second"`, `"value":2.5`, `"retry_after":1`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,6 +130,12 @@ func TestExceededMessage(t *testing.T) {
 			}
 			if got := c.e.RetryAfterSeconds(); got != c.seconds {
 				t.Errorf("RetryAfterSeconds = %d, want %d", got, c.seconds)
+			}
+			data, _ := json.Marshal(c.e.Data())
+			for _, w := range c.json {
+				if !strings.Contains(string(data), w) {
+					t.Errorf("data %s lacks %s", data, w)
+				}
 			}
 		})
 	}

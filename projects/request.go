@@ -14,11 +14,13 @@ import (
 )
 
 // CreateRequest is the body of POST /elara/projects. The Store fills in
-// id, secret, status (active unless given) and times.
+// id, secret, status (active unless given) and times. The fields mean
+// what the Project fields of the same names mean.
 type CreateRequest struct {
-	Name     string            `json:"name"`
-	Owner    string            `json:"owner,omitempty"`
-	Plan     string            `json:"plan"`
+	Name  string `json:"name"`
+	Owner string `json:"owner,omitempty"`
+	Plan  string `json:"plan"`
+	// Status is active (the default) or disabled.
 	Status   Status            `json:"status,omitempty"`
 	Limits   *limits.Overrides `json:"limits,omitempty"`
 	Chains   []string          `json:"chains,omitempty"`

@@ -26,8 +26,9 @@ type Store interface {
 	// Delete removes a project (ErrNotFound if none).
 	Delete(ctx context.Context, id string) error
 	// Watch calls fn after every change seen by this instance, its own or
-	// another's, until cancel is called. fn runs on the store's goroutine
-	// and must not block.
+	// another's, until cancel is called. fn runs on the goroutine that
+	// made or saw the change, in order per project; it must not block nor
+	// write to the store (hand the change to another goroutine).
 	Watch(fn func(Change)) (cancel func())
 	// Close stops the store's goroutines and releases its resources.
 	Close() error
