@@ -32,7 +32,7 @@ func (d Days) Key(now time.Time) string {
 // Start is when the day of now began.
 func (d Days) Start(now time.Time) time.Time {
 	y, m, day := now.In(d.Location()).Date()
-	return time.Date(y, m, day, 0, 0, 0, 0, d.Location())
+	return d.midnight(y, m, day)
 }
 
 // ResetAt is when the day of now ends and daily counters start again.
@@ -40,5 +40,21 @@ func (d Days) Start(now time.Time) time.Time {
 // midnight does not exist the day starts at the first instant after it.
 func (d Days) ResetAt(now time.Time) time.Time {
 	y, m, day := now.In(d.Location()).Date()
-	return time.Date(y, m, day+1, 0, 0, 0, 0, d.Location())
+	return d.midnight(y, m, day+1)
+}
+
+// midnight is the first instant of a day. Where clocks jump over
+// midnight (America/Santiago in September), time.Date answers 23:00 of
+// the day before in the old offset; the day then starts at the
+// transition, which is where that offset's period ends.
+func (d Days) midnight(y int, m time.Month, day int) time.Time {
+	t := time.Date(y, m, day, 0, 0, 0, 0, d.Location())
+	want := time.Date(y, m, day, 0, 0, 0, 0, time.UTC) // normalises day overflow
+	ly, lm, ld := t.Date()
+	if time.Date(ly, lm, ld, 0, 0, 0, 0, time.UTC).Before(want) {
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			return end
+		}
+	}
+	return t
 }

@@ -33,6 +33,10 @@ func TestDays(t *testing.T) {
 		// New York: DST starts 2026-03-08 (23 h day), ends 2026-11-01 (25 h day).
 		{"DST spring day is 23 hours", "America/New_York", "2026-03-08T12:00:00Z", "2026-03-08", "2026-03-09T04:00:00Z", 23 * time.Hour},
 		{"DST autumn day is 25 hours", "America/New_York", "2026-11-01T12:00:00Z", "2026-11-01", "2026-11-02T05:00:00Z", 25 * time.Hour},
+		// Santiago's clocks jump from 00:00 to 01:00 on 2026-09-06: that
+		// day starts at 01:00 -03 (04:00 UTC) and lasts 23 hours.
+		{"no midnight: the day before", "America/Santiago", "2026-09-06T03:30:00Z", "2026-09-05", "2026-09-06T04:00:00Z", 24 * time.Hour},
+		{"no midnight: the day itself", "America/Santiago", "2026-09-06T12:00:00Z", "2026-09-06", "2026-09-07T03:00:00Z", 23 * time.Hour},
 		{"DST zone before its midnight", "America/New_York", "2026-12-07T04:59:00Z", "2026-12-06", "2026-12-07T05:00:00Z", 24 * time.Hour},
 	}
 	for _, c := range cases {
