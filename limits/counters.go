@@ -1,0 +1,286 @@
+package limits
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Usage is one day's use of a project or an owner.
+type Usage struct {
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+}
+
+func (u Usage) plus(v Usage) Usage { return Usage{u.Requests + v.Requests, u.Bytes + v.Bytes} }
+
+// CounterBackend stores daily totals: Redis for several gateways, the
+// bbolt file for one.
+type CounterBackend interface {
+	// Add adds each delta to its day's total and returns the totals
+	// after adding (a zero delta reads the total), all or nothing.
+	Add(ctx context.Context, deltas []Delta) ([]Usage, error)
+	// Close releases what the backend holds (not a caller-owned client).
+	Close() error
+}
+
+// Delta is use to add to one day's total of one scope and id.
+type Delta struct {
+	Day   string // Days.Key
+	Scope string // ScopeProject or ScopeOwner
+	ID    string
+	Usage Usage
+	// ResetAt is when the day ends, for expiries.
+	ResetAt time.Time
+}
+
+// CountersOptions tune Counters.
+type CountersOptions struct {
+	// Days sets the day boundary; the zero value is UTC.
+	Days Days
+	// FlushInterval is how often counts go to the backend and totals
+	// come back (other gateways' counts with them). Default 200ms.
+	FlushInterval time.Duration
+	// IdleAfter forgets a counter not used for this long once flushed.
+	// Default 10 minutes.
+	IdleAfter time.Duration
+	// Timeout bounds one flush. Default 2s.
+	Timeout time.Duration
+	Clock   Clock
+	// Logger reports backend outages, one line each way.
+	Logger *zap.Logger
+}
+
+// Counters count requests and response bytes per day, per project and
+// per owner. Counting is a memory operation; a goroutine adds the counts
+// to the backend every FlushInterval and learns the totals, which
+// include other gateways' counts. Until a flush a gateway sees its own
+// counts at once and the others' up to one interval late: a daily limit
+// may be overshot by what all gateways admit in one interval.
+//
+// When the backend fails, counts stay in memory and are added when it
+// is back (catch-up): nothing is lost unless the process ends while the
+// backend is down. One line is logged when an outage starts and one when
+// it ends. A flush that fails after Redis applied part of it is added
+// again later: an outage may count a little twice, never less.
+type Counters struct {
+	backend CounterBackend
+	opts    CountersOptions
+	log     *zap.Logger
+
+	mu      sync.Mutex
+	entries map[counterKey]*counter
+	down    bool
+	// day caches today's key and bounds: formatting a date on every call
+	// would cost more than the counting.
+	day                  string
+	dayStart, dayResetAt time.Time
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	// flushMu makes flushes one at a time (the loop, Flush, Close).
+	flushMu sync.Mutex
+}
+
+type counterKey struct {
+	day, scope, id string
+}
+
+type counter struct {
+	base     Usage // the backend's total at the last flush
+	inflight Usage // sent in the flush under way
+	pending  Usage // counted since
+	resetAt  time.Time
+	lastUsed time.Time
+}
+
+func (c *counter) total() Usage { return c.base.plus(c.inflight).plus(c.pending) }
+
+// NewCounters starts counting into backend. Close stops the flushing
+// goroutine after a last flush.
+func NewCounters(backend CounterBackend, opts CountersOptions) *Counters {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 200 * time.Millisecond
+	}
+	if opts.IdleAfter <= 0 {
+		opts.IdleAfter = 10 * time.Minute
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Counters{backend: backend, opts: opts, log: opts.Logger,
+		entries: make(map[counterKey]*counter), cancel: cancel, done: make(chan struct{})}
+	if l, ok := backend.(Loader); ok {
+		now := opts.Clock.now()
+		day := opts.Days.Key(now)
+		yesterday := opts.Days.Key(opts.Days.Start(now).Add(-time.Hour))
+		loaded, err := l.Load(day, yesterday)
+		if err != nil {
+			opts.Logger.Error("daily counters: loading today's counts", zap.Error(err))
+		}
+		for _, d := range loaded {
+			c.entries[counterKey{d.Day, d.Scope, d.ID}] = &counter{base: d.Usage, resetAt: opts.Days.ResetAt(now), lastUsed: now}
+		}
+	}
+	go c.loop(ctx)
+	return c
+}
+
+// Days is the day boundary used.
+func (c *Counters) Days() Days { return c.opts.Days }
+
+// ResetAt is when today's counts start again.
+func (c *Counters) ResetAt(now time.Time) time.Time { return c.opts.Days.ResetAt(now) }
+
+// today returns the key and end of now's day; c.mu is held.
+func (c *Counters) today(now time.Time) (string, time.Time) {
+	if c.day == "" || now.Before(c.dayStart) || !now.Before(c.dayResetAt) {
+		c.day, c.dayStart, c.dayResetAt = c.opts.Days.Key(now), c.opts.Days.Start(now), c.opts.Days.ResetAt(now)
+	}
+	return c.day, c.dayResetAt
+}
+
+// Add counts use for scope and id today and returns today's total with
+// it. It does no I/O.
+func (c *Counters) Add(scope, id string, u Usage) Usage {
+	now := c.opts.Clock.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	day, reset := c.today(now)
+	k := counterKey{day, scope, id}
+	e := c.entries[k]
+	if e == nil {
+		e = &counter{resetAt: reset}
+		c.entries[k] = e
+	}
+	e.pending = e.pending.plus(u)
+	e.lastUsed = now
+	return e.total()
+}
+
+// Used is today's total for scope and id as this gateway knows it (at
+// most one flush behind the others).
+func (c *Counters) Used(scope, id string) Usage {
+	now := c.opts.Clock.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	day, reset := c.today(now)
+	k := counterKey{day, scope, id}
+	if e := c.entries[k]; e != nil {
+		e.lastUsed = now
+		return e.total()
+	}
+	c.entries[k] = &counter{resetAt: reset, lastUsed: now} // learnt at the next flush
+	return Usage{}
+}
+
+// Fetch reads today's total from the backend (with what is not flushed
+// yet), for a usage report.
+func (c *Counters) Fetch(ctx context.Context, scope, id string) (Usage, error) {
+	now := c.opts.Clock.now()
+	day := c.opts.Days.Key(now)
+	tot, err := c.backend.Add(ctx, []Delta{{Day: day, Scope: scope, ID: id, ResetAt: c.opts.Days.ResetAt(now)}})
+	if err != nil {
+		return c.Used(scope, id), err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := counterKey{day, scope, id}
+	if e := c.entries[k]; e != nil {
+		return tot[0].plus(e.inflight).plus(e.pending), nil
+	}
+	return tot[0], nil
+}
+
+func (c *Counters) loop(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(c.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = c.Flush(ctx)
+		}
+	}
+}
+
+// Flush adds what was counted to the backend and learns the totals.
+func (c *Counters) Flush(ctx context.Context) error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	now := c.opts.Clock.now()
+	today := c.opts.Days.Key(now)
+
+	c.mu.Lock()
+	var keys []counterKey
+	var deltas []Delta
+	for k, e := range c.entries {
+		idle := now.Sub(e.lastUsed) > c.opts.IdleAfter
+		if e.pending == (Usage{}) && (k.day != today || idle) {
+			delete(c.entries, k) // nothing to say, and no one asking
+			continue
+		}
+		e.inflight, e.pending = e.pending, Usage{}
+		keys = append(keys, k)
+		deltas = append(deltas, Delta{Day: k.day, Scope: k.scope, ID: k.id, Usage: e.inflight, ResetAt: e.resetAt})
+	}
+	c.mu.Unlock()
+	if len(deltas) == 0 {
+		return nil
+	}
+
+	fctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	totals, err := c.backend.Add(fctx, deltas)
+	cancel()
+
+	c.mu.Lock()
+	wasDown := c.down
+	c.down = err != nil
+	for i, k := range keys {
+		e := c.entries[k]
+		if e == nil {
+			continue // cannot happen: only Flush deletes
+		}
+		if err != nil {
+			e.pending = e.pending.plus(e.inflight) // catch up later
+		} else {
+			e.base = totals[i]
+		}
+		e.inflight = Usage{}
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil && !wasDown && ctx.Err() == nil:
+		c.log.Warn("daily counters: store unavailable; counting in memory until it is back", zap.Error(err))
+	case err == nil && wasDown:
+		c.log.Info("daily counters: store available again; counts made meanwhile added")
+	}
+	return err
+}
+
+// Healthy reports whether the last flush worked: false during an outage.
+func (c *Counters) Healthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.down
+}
+
+// Close stops the flushing goroutine, flushes one last time and closes
+// the backend.
+func (c *Counters) Close() error {
+	c.cancel()
+	<-c.done
+	err := c.Flush(context.Background())
+	if cerr := c.backend.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,158 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Rater limits calls per second per key.
+type Rater interface {
+	Allow(ctx context.Context, key string, lim Limits) Decision
+}
+
+// Local makes an in-memory RateLimiter a Rater.
+func Local(r *RateLimiter) Rater { return localRater{r} }
+
+type localRater struct{ r *RateLimiter }
+
+func (l localRater) Allow(_ context.Context, key string, lim Limits) Decision {
+	return l.r.Allow(key, lim)
+}
+
+// ErrUnavailable is returned by Admit when the shared store is down and
+// the enforcer fails closed.
+var ErrUnavailable = errors.New("limits are unavailable")
+
+// Subject is who makes a call: a project (with its owner), or for
+// public access a client IP; and the limits that apply.
+type Subject struct {
+	// Project is the project id; empty for public access.
+	Project string
+	// Owner is the project's owner; empty skips owner caps.
+	Owner string
+	// IP is the client IP, the key of public access.
+	IP string
+	// Limits are the plan's limits with the project's overrides.
+	Limits Limits
+	// OwnerRequestsPerDay and OwnerBytesPerDay are the plan's caps on
+	// the owner's projects together; zero means none.
+	OwnerRequestsPerDay, OwnerBytesPerDay int64
+}
+
+func (s Subject) scope() (string, string) {
+	if s.Project != "" {
+		return ScopeProject, s.Project
+	}
+	return ScopeIP, s.IP
+}
+
+// Enforcer checks and counts calls. Its methods do no I/O unless the
+// Rater is shared, and then only once per lease.
+type Enforcer struct {
+	rate     Rater
+	counters *Counters
+	// FailClosed refuses calls (ErrUnavailable) while the daily counters
+	// cannot reach their store; by default calls go on against the
+	// counts known in memory.
+	FailClosed bool
+	// Clock defaults to the counters' clock.
+	Clock Clock
+}
+
+// NewEnforcer checks rates with rate and days with counters.
+func NewEnforcer(rate Rater, counters *Counters) *Enforcer {
+	return &Enforcer{rate: rate, counters: counters}
+}
+
+// Admit decides whether one call of s may go on, and counts it if so.
+// It refuses with an *Exceeded (daily limits first: a project over its
+// day is refused even when its rate allows) or ErrUnavailable. A daily
+// refusal of a project is the moment to suspend it until ResetAt.
+func (e *Enforcer) Admit(ctx context.Context, s Subject) (*Exceeded, error) {
+	if e.FailClosed && !e.counters.Healthy() {
+		return nil, ErrUnavailable
+	}
+	now := e.now()
+	scope, id := s.scope()
+	if x := e.daily(now, scope, id, s.Limits.RequestsPerDay, s.Limits.BytesPerDay); x != nil {
+		return x, nil
+	}
+	if s.Project != "" && s.Owner != "" {
+		if x := e.daily(now, ScopeOwner, s.Owner, s.OwnerRequestsPerDay, s.OwnerBytesPerDay); x != nil {
+			return x, nil
+		}
+	}
+	if d := e.rate.Allow(ctx, scope+":"+id, s.Limits); !d.Allowed {
+		return &Exceeded{Limit: RequestsPerSecond, Scope: scope, Value: s.Limits.RequestsPerSecond, RetryAfter: d.RetryAfter}, nil
+	}
+	e.counters.Add(scope, id, Usage{Requests: 1})
+	if s.Project != "" && s.Owner != "" {
+		e.counters.Add(ScopeOwner, s.Owner, Usage{Requests: 1})
+	}
+	return nil, nil
+}
+
+func (e *Enforcer) daily(now time.Time, scope, id string, reqs, bytes int64) *Exceeded {
+	if reqs <= 0 && bytes <= 0 {
+		return nil
+	}
+	u := e.counters.Used(scope, id)
+	limit, value, used := "", int64(0), int64(0)
+	switch {
+	case reqs > 0 && u.Requests >= reqs:
+		limit, value, used = RequestsPerDay, reqs, u.Requests
+	case bytes > 0 && u.Bytes >= bytes:
+		limit, value, used = BytesPerDay, bytes, u.Bytes
+	default:
+		return nil
+	}
+	if scope == ScopeOwner {
+		limit = "owner_" + limit
+	}
+	reset := e.counters.ResetAt(now)
+	return &Exceeded{Limit: limit, Scope: scope, Value: float64(value), Used: used, ResetAt: reset, RetryAfter: reset.Sub(now)}
+}
+
+func (e *Enforcer) now() time.Time {
+	if e.Clock != nil {
+		return e.Clock()
+	}
+	return e.counters.opts.Clock.now()
+}
+
+// AddBytes counts response bytes (answers and notifications) sent to s.
+func (e *Enforcer) AddBytes(s Subject, n int64) {
+	scope, id := s.scope()
+	e.counters.Add(scope, id, Usage{Bytes: n})
+	if s.Project != "" && s.Owner != "" {
+		e.counters.Add(ScopeOwner, s.Owner, Usage{Bytes: n})
+	}
+}
+
+// Report is a subject's use of today against its limits.
+type Report struct {
+	Project Usage     `json:"project"`
+	Owner   *Usage    `json:"owner,omitempty"`
+	Limits  Limits    `json:"limits"`
+	ResetAt time.Time `json:"reset_at"`
+}
+
+// Usage reports today's use of s from the store (GET
+// /elara/projects/{id}/usage).
+func (e *Enforcer) Usage(ctx context.Context, s Subject) (Report, error) {
+	scope, id := s.scope()
+	r := Report{Limits: s.Limits, ResetAt: e.counters.ResetAt(e.now())}
+	var err error
+	if r.Project, err = e.counters.Fetch(ctx, scope, id); err != nil {
+		return r, err
+	}
+	if s.Project != "" && s.Owner != "" {
+		o, err := e.counters.Fetch(ctx, ScopeOwner, s.Owner)
+		r.Owner = &o
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
