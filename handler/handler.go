@@ -55,6 +55,7 @@ type Handler struct {
 	policy *Policy
 	chains map[string]bool
 	log    *zap.Logger
+	stats  map[string]*chainStats
 
 	sessions *sessionSet
 }
@@ -128,6 +129,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.sessions = &sessionSet{all: make(map[*wsSession]struct{})}
+	m := defaultClientMetrics()
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := m.register(reg); err != nil {
+			return fmt.Errorf("elara_rpc metrics: %w", err)
+		}
+	}
+	h.stats = make(map[string]*chainStats)
+	for _, name := range h.app.ChainNames() {
+		h.stats[name] = statsFor(m, name)
+	}
 	return nil
 }
 
@@ -220,6 +231,8 @@ type route struct {
 	chain   *app.Chain
 	project string
 	health  bool
+	// stats counts the chain's calls for the metrics.
+	stats *chainStats
 }
 
 // logFields name the route on the handler's log lines.
@@ -241,7 +254,7 @@ func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
 	if c == nil {
 		return route{}, unknownChain(name), http.StatusNotFound
 	}
-	rt := route{chain: c}
+	rt := route{chain: c, stats: h.stats[name]}
 	switch len(parts) {
 	case 1:
 	case 2:

@@ -30,6 +30,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	parsed, perr := jsonrpc.Parse(body, h.limits())
 	if perr != nil {
+		rt.stats.record(r.Context(), transportHTTP, "", outcomeOf(perr), 0)
 		return writeError(w, http.StatusOK, perr)
 	}
 	answers := make([]answer, len(parsed.Calls))

@@ -291,6 +291,22 @@ func (s *session) pruneEarly() {
 // call sends one request and waits for its reply, ctx's end or the
 // connection's loss, whichever comes first.
 func (s *session) call(ctx context.Context, method string, params json.RawMessage, sub *Subscription) (*jsonrpc.Message, error) {
+	observer := s.node.opts.Observer
+	if observer == nil {
+		return s.exchange(ctx, method, params, sub)
+	}
+	start := time.Now()
+	m, err := s.exchange(ctx, method, params, sub)
+	if err == nil && m.Error != nil {
+		observer.Observe(time.Since(start), m.Error)
+	} else {
+		observer.Observe(time.Since(start), err)
+	}
+	return m, err
+}
+
+// exchange is call without the observer.
+func (s *session) exchange(ctx context.Context, method string, params json.RawMessage, sub *Subscription) (*jsonrpc.Message, error) {
 	id := s.node.nextID.Add(1)
 	p := &pendingCall{reply: make(chan *jsonrpc.Message, 1), sub: sub}
 	s.mu.Lock()
