@@ -60,7 +60,7 @@ var (
 
 // registerMetrics adds the upstream collectors to this config's registry;
 // registering twice is fine.
-func (a *App) registerMetrics(reg prometheus.Registerer) error {
+func (a *App) registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
