@@ -376,9 +376,8 @@ func runHeadRace(t *testing.T, n *chopsticks, caddyfile string, blocks int) (sta
 	return stale
 }
 
-// uncachedCaddyfile is cacheCaddyfile without the cache: the control.
 // uncachedCaddyfile is the same gateway with the cache (on by default)
-// turned off.
+// turned off: the control.
 var uncachedCaddyfile = strings.Replace(cacheCaddyfile, "\t\tcache\n", "\t\tcache off\n", 1)
 
 // TestCacheReadAfterNewHead: a client notified of head N through the
