@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/elara-gateway/elara/jsonrpc"
 )
 
 // Counting a call allocates nothing once its label children exist: the
@@ -57,5 +59,31 @@ func TestKnownMethodsLabelList(t *testing.T) {
 	}
 	if knownMethods[0] != otherMethod {
 		t.Fatalf("slot 0 is %q, want %q", knownMethods[0], otherMethod)
+	}
+}
+
+// Every error a client can get maps to one of the bounded outcomes.
+func TestOutcomeLabels(t *testing.T) {
+	cases := []struct {
+		err  *jsonrpc.Error
+		want string
+	}{
+		{nil, "ok"},
+		{jsonrpc.NewError(jsonrpc.CodeUpstreamTimeout, "x"), "timeout"},
+		{jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "x"), "no_node"},
+		{jsonrpc.NewError(jsonrpc.CodeLimitExceeded, "x"), "limited"},
+		{jsonrpc.NewError(jsonrpc.CodeParseError, "x"), "-32700"},
+		{jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "x"), "-32600"},
+		{jsonrpc.ErrMethodNotFound, "-32601"},
+		{jsonrpc.NewError(jsonrpc.CodeInvalidParams, "x"), "-32602"},
+		{jsonrpc.NewError(jsonrpc.CodeInternalError, "x"), "-32603"},
+		{jsonrpc.ErrSubscriptionsOnHTTP, "-32090"},
+		{jsonrpc.NewError(1010, "Invalid Transaction"), "error"},
+		{jsonrpc.NewError(-32801, "Invalid block"), "error"},
+	}
+	for _, tc := range cases {
+		if got := outcomeNames[outcomeOf(tc.err)]; got != tc.want {
+			t.Errorf("%v: outcome %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -225,3 +225,23 @@ func TestMetricsNodeNotReady(t *testing.T) {
 		t.Errorf("%s went up by %v, want 1", key, got)
 	}
 }
+
+// A call refused by a gateway limit is counted as limited.
+func TestMetricsLimited(t *testing.T) {
+	node := fakenode.Start(t)
+	const chain = "metricslimited"
+	gw := testgw.Start(t, chainBlock(chain, testChainOpts, node.URL()),
+		"\thandle /metrics {\n\t\tmetrics\n\t}\n\thandle {\n\t\telara_rpc {\n\t\t\tmax_subscriptions 1\n\t\t}\n\t}")
+	ws := testgw.Dial(t, gw.WS("/"+chain))
+	ws.Subscribe("chain_subscribeNewHeads", nil)
+	if r := ws.Call("chain_subscribeFinalizedHeads", nil); r.ErrCode() != -32005 {
+		t.Fatalf("second subscription on a connection limited to one: %s", r.Raw)
+	}
+	m, _ := scrape(t, gw)
+	if got := m[calls(chain, "chain_subscribeFinalizedHeads", "ws", "limited")]; got != 1 {
+		t.Errorf("limited subscribe counted %v times, want 1", got)
+	}
+	if got := m[series("elara_client_subscriptions", "chain", chain)]; got != 1 {
+		t.Errorf("client subscriptions %v, want 1 (the refused one holds none)", got)
+	}
+}
