@@ -31,14 +31,18 @@ type App struct {
 	Chains map[string]*ChainConfig `json:"chains,omitempty"`
 	// Redis is the app's Redis connection (used by the cache's redis store).
 	Redis *RedisConfig `json:"redis,omitempty"`
-	// Cache enables the response cache of every chain. Default: no cache.
+	// Cache configures the response cache of every chain. Default: on,
+	// in memory, with every default of CacheConfig; {"disabled": true}
+	// turns it off.
 	Cache *CacheConfig `json:"cache,omitempty"`
 
-	cache    *cacheState
-	chains   map[string]*Chain
-	nodeKeys []string
-	keys     []string
-	log      *zap.Logger
+	cache  *cacheState
+	chains map[string]*Chain
+	// nodeLabels name each chain's nodes in metrics, in config order.
+	nodeLabels map[string][]string
+	nodeKeys   []string
+	keys       []string
+	log        *zap.Logger
 }
 
 // ChainConfig configures one chain.
@@ -138,6 +142,10 @@ func (d destructibleChain) Destruct() error {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
 	a.chains = make(map[string]*Chain, len(a.Chains))
+	a.nodeLabels = make(map[string][]string, len(a.Chains))
+	if err := a.registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	if err := a.provisionCache(ctx); err != nil {
 		return err
 	}
@@ -162,17 +170,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer) error {
 	var nodes []*suber.Node
 	var keys []string
+	urls := make([]string, len(cc.Nodes))
 	for i, nc := range cc.Nodes {
-		url := repl.ReplaceKnown(nc.URL, "")
-		if url == "" {
+		urls[i] = repl.ReplaceKnown(nc.URL, "")
+		if urls[i] == "" {
 			return fmt.Errorf("node %d: empty url (unset environment variable?)", i)
 		}
+	}
+	labels := nodeLabels(urls)
+	a.nodeLabels[name] = labels
+	for i, nc := range cc.Nodes {
+		url := urls[i]
 		scheme, _, _ := strings.Cut(url, "://")
 		tr, err := nc.provisionTransport(strings.ToLower(scheme), repl)
 		if err != nil {
 			return fmt.Errorf("node %d: %w", i, err)
 		}
 		opts := suber.Options{
+			Observer:       defaultUpstreamMetrics().observer(name, labels[i]),
 			PoolSize:       nc.Pool,
 			DialTimeout:    time.Duration(nc.DialTimeout),
 			PingInterval:   time.Duration(nc.PingInterval),
@@ -184,7 +199,7 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 		}
 		key := strings.Join([]string{name, url, strconv.Itoa(nc.Pool), time.Duration(nc.DialTimeout).String(),
 			time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10), time.Duration(cc.HealthInterval).String(),
-			tr.fingerprint}, "\x00")
+			tr.fingerprint, labels[i]}, "\x00")
 		val, _, err := nodePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			n, err := suber.NewNode(url, opts)
 			if err != nil {

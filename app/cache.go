@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -18,8 +19,12 @@ import (
 )
 
 // CacheConfig configures the response cache of every chain. Without it
-// nothing is cached. See UnmarshalCaddyfile for the Caddyfile form.
+// the cache is on, in memory, with every default; Disabled turns it off.
+// See UnmarshalCaddyfile for the Caddyfile form.
 type CacheConfig struct {
+	// Disabled turns the cache off: every call goes to a node. It takes
+	// no other option. Caddyfile: `cache off`.
+	Disabled bool `json:"disabled,omitempty"`
 	// Store is where entries live: "memory" (default), in this process, or
 	// "redis", shared by every gateway using the app's Redis and Prefix.
 	Store string `json:"store,omitempty"`
@@ -148,8 +153,13 @@ func (d destructibleCache) Destruct() error { return d.Close() }
 // provisionCache builds the rules and loads the store. It runs before the
 // chains are provisioned.
 func (a *App) provisionCache(ctx caddy.Context) error {
+	if a.Cache == nil {
+		// On by default: a gateway that protects its nodes is what users
+		// expect without writing a cache block.
+		a.Cache = new(CacheConfig)
+	}
 	cc := a.Cache
-	if cc == nil {
+	if cc.Disabled {
 		return nil
 	}
 	if cc.Store == "" {
@@ -293,6 +303,12 @@ func (a *App) validateCache() error {
 	}
 	cc := a.Cache
 	if cc == nil {
+		return nil
+	}
+	if cc.Disabled {
+		if !reflect.DeepEqual(*cc, CacheConfig{Disabled: true}) {
+			return fmt.Errorf("cache: disabled takes no other option")
+		}
 		return nil
 	}
 	switch cc.Store {

@@ -70,6 +70,17 @@ func TestCacheCaddyfile(t *testing.T) {
 				cluster yes
 			}
 		}`, "error: wrong argument count"},
+		{"cache off", `elara {
+			cache off
+		}`, `{"cache":{"disabled":true}}`},
+		{"cache off takes no block", `elara {
+			cache off {
+				max_size 1MiB
+			}
+		}`, "error: takes no block"},
+		{"cache takes only off", `elara {
+			cache on
+		}`, "error: no argument but 'off'"},
 		{"unknown cache option", `elara {
 			cache {
 				colour blue
@@ -127,6 +138,8 @@ func TestCacheValidate(t *testing.T) {
 	}{
 		{"no cache", nil, nil, ""},
 		{"defaults", nil, &CacheConfig{}, ""},
+		{"off", nil, &CacheConfig{Disabled: true}, ""},
+		{"off with options", nil, &CacheConfig{Disabled: true, MaxSize: 1 << 20}, "disabled takes no other option"},
 		{"redis store", redisOK, &CacheConfig{Store: "redis"}, ""},
 		{"redis store without redis", nil, &CacheConfig{Store: "redis"}, "needs the app's redis"},
 		{"unknown store", nil, &CacheConfig{Store: "disk"}, "memory or redis"},

@@ -53,6 +53,7 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			pool_size    <connections>
 //			tls
 //		}
+//		cache off                     # the cache is on (in memory) without this
 //		cache {
 //			store         memory|redis    # default memory; redis uses the redis option
 //			max_size      <size>          # memory store bound, default 64MiB
@@ -78,7 +79,8 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 // TLS options need a wss:// or https:// node. Header values and file names
 // may be placeholders ({env.API_KEY}), replaced when the config is loaded;
 // header values are never logged.
-// `cache` enables the response cache (in memory unless `store redis`).
+// The response cache is on by default, in memory with every default below;
+// a `cache` block tunes it and `cache off` turns it off.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume option name
 	if d.NextArg() {

@@ -29,10 +29,18 @@ import (
 //		}
 //	}
 //
-// `cache` alone enables the memory store with every default.
+// The cache is on without this option; `cache off` turns it off and takes
+// no block.
 func (cc *CacheConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
-		return d.ArgErr()
+		if d.Val() != "off" || d.NextArg() {
+			return d.Errf("cache takes no argument but 'off'")
+		}
+		if d.NextBlock(d.Nesting()) {
+			return d.Err("cache off takes no block")
+		}
+		cc.Disabled = true
+		return nil
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error

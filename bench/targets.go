@@ -98,12 +98,14 @@ const nodeAddrToken = "NODE_ADDR"
 func allTargets() []Target {
 	return []Target{
 		&directTarget{},
+		// Without the cache (on by default): every call reaches the node.
 		&caddyTarget{
 			name: "elara",
 			global: `elara {
 	chain ` + chainName + ` {
 		node ws://` + nodeAddrToken + `
 	}
+	cache off
 }`,
 			site: "elara_rpc",
 		},

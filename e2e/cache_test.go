@@ -376,8 +376,9 @@ func runHeadRace(t *testing.T, n *chopsticks, caddyfile string, blocks int) (sta
 	return stale
 }
 
-// uncachedCaddyfile is cacheCaddyfile without the cache: the control.
-var uncachedCaddyfile = strings.Replace(cacheCaddyfile, "\t\tcache\n", "", 1)
+// uncachedCaddyfile is the same gateway with the cache (on by default)
+// turned off: the control.
+var uncachedCaddyfile = strings.Replace(cacheCaddyfile, "\t\tcache\n", "\t\tcache off\n", 1)
 
 // TestCacheReadAfterNewHead: a client notified of head N through the
 // gateway (chain_subscribeNewHeads) that at once asks for the latest header

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -14,20 +15,36 @@ import (
 )
 
 // answer is the outcome of one call: the reply to send (nil for a
-// notification) and work to run once the reply is queued.
+// notification), work to run once the reply is queued, and what the
+// metrics call the outcome.
 type answer struct {
-	reply []byte
-	after func()
+	reply   []byte
+	after   func()
+	outcome uint8
 }
 
-// call serves one parsed entry. sess is nil for HTTP clients.
+// call serves one parsed entry and counts it. sess is nil for HTTP clients.
 func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc.Call) answer {
+	start := time.Now()
+	a := h.dispatch(ctx, rt, sess, c)
+	method := ""
+	if c.Err == nil {
+		method = c.Request.Method
+	}
+	rt.stats.record(ctx, transportOf(sess), method, a.outcome, time.Since(start))
+	return a
+}
+
+// dispatch serves one parsed entry.
+func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jsonrpc.Call) answer {
 	if c.Err != nil {
-		return answer{reply: jsonrpc.AppendError(nil, c.ID, c.Err)}
+		return answer{reply: jsonrpc.AppendError(nil, c.ID, c.Err), outcome: outcomeOf(c.Err)}
 	}
 	req := c.Request
 	if !h.policy.Allowed(req.Method) {
-		return reply(req, nil, jsonrpc.ErrMethodNotFound)
+		a := reply(req, nil, jsonrpc.ErrMethodNotFound)
+		a.outcome = outDenied
+		return a
 	}
 	if matcher.IsSubscriptionMethod(req.Method) {
 		if sess == nil {
@@ -64,10 +81,10 @@ func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc
 
 func reply(req *jsonrpc.Request, result json.RawMessage, e *jsonrpc.Error) answer {
 	if req.IsNotification() {
-		return answer{}
+		return answer{outcome: outcomeOf(e)}
 	}
 	if e != nil {
-		return answer{reply: jsonrpc.AppendError(nil, req.ID, e)}
+		return answer{reply: jsonrpc.AppendError(nil, req.ID, e), outcome: outcomeOf(e)}
 	}
 	return answer{reply: jsonrpc.AppendResult(nil, req.ID, result)}
 }

@@ -70,7 +70,8 @@ type Handler struct {
 	log    *zap.Logger
 	// rlog carries the warnings that a misbehaving client or a stuck node
 	// could otherwise repeat thousands of times a second.
-	rlog *rateLog
+	rlog  *rateLog
+	stats map[string]*chainStats
 
 	upgrader *websocket.Upgrader
 	sessions *sessionSet
@@ -154,6 +155,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.WSCompression = &on
 	}
 	h.upgrader = h.newUpgrader()
+	m := defaultClientMetrics()
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		if err := m.register(reg); err != nil {
+			return fmt.Errorf("elara_rpc metrics: %w", err)
+		}
+	}
+	h.stats = make(map[string]*chainStats)
+	for _, name := range h.app.ChainNames() {
+		h.stats[name] = statsFor(m, name)
+	}
 	return nil
 }
 
@@ -265,6 +276,8 @@ type route struct {
 	health  bool
 	// clientIP is the client's address as Caddy sees it, for log lines.
 	clientIP string
+	// stats counts the chain's calls for the metrics.
+	stats *chainStats
 }
 
 // logFields name the route on the handler's log lines.
@@ -289,7 +302,7 @@ func (h *Handler) route(path string) (route, *jsonrpc.Error, int) {
 	if c == nil {
 		return route{}, h.unknownChain(name), http.StatusNotFound
 	}
-	rt := route{chain: c}
+	rt := route{chain: c, stats: h.stats[name]}
 	switch len(parts) {
 	case 1:
 	case 2:

@@ -23,6 +23,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			rt.stats.record(r.Context(), transportHTTP, "", outInvalid, 0)
 			return writeError(w, http.StatusRequestEntityTooLarge, jsonrpc.NewError(jsonrpc.CodeInvalidRequest,
 				"Request body is over the limit of "+strconv.FormatInt(h.MaxRequestSize, 10)+" bytes"))
 		}
@@ -30,6 +31,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	parsed, perr := jsonrpc.Parse(body, h.limits())
 	if perr != nil {
+		rt.stats.record(r.Context(), transportHTTP, "", outcomeOf(perr), 0)
 		return writeError(w, http.StatusOK, perr)
 	}
 	answers := make([]answer, len(parsed.Calls))

@@ -29,6 +29,10 @@ func chainBlock(name string, opts string, urls ...string) string {
 		}
 	}
 	b.WriteString("\t\t}\n")
+	// These tests assert what reaches the node (calls, subscriptions,
+	// failures), which the default response cache would answer itself;
+	// the cache has its own tests in app/.
+	b.WriteString("\t\tcache off\n")
 	return b.String()
 }
 

@@ -142,6 +142,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 	set.all[s] = struct{}{}
 	set.wg.Add(1)
 	set.mu.Unlock()
+	rt.stats.sessionOpened()
 
 	go s.writeLoop()
 	s.readLoop()
@@ -182,6 +183,7 @@ func (s *wsSession) Ended(cs *matcher.ClientSub) {
 	defer s.mu.Unlock()
 	if s.subs[key] == cs {
 		delete(s.subs, key)
+		s.rt.stats.subscriptions(-1)
 	}
 }
 
@@ -275,6 +277,7 @@ func (s *wsSession) readLoop() {
 		}
 		_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
 		if kind != websocket.TextMessage {
+			s.rt.stats.record(s.ctx, transportWS, "", outParse, 0)
 			s.Send(jsonrpc.AppendError(nil, nil, jsonrpc.NewError(jsonrpc.CodeParseError, "Binary frames are not supported: send JSON-RPC as text frames")))
 			continue
 		}
@@ -331,6 +334,7 @@ func (s *wsSession) handleMessage(data []byte) {
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		parsed, perr := jsonrpc.Parse(trimmed, s.h.limits())
 		if perr != nil {
+			s.rt.stats.record(s.ctx, transportWS, "", outcomeOf(perr), 0)
 			s.Send(jsonrpc.AppendError(nil, nil, perr))
 			return
 		}
@@ -452,6 +456,7 @@ func (s *wsSession) end() {
 	subs, ops := s.subs, s.operations
 	s.subs, s.operations = nil, nil
 	s.mu.Unlock()
+	s.rt.stats.subscriptions(-len(subs))
 	for _, sub := range subs {
 		sub.Close()
 	}
@@ -460,6 +465,7 @@ func (s *wsSession) end() {
 	set.mu.Lock()
 	delete(set.all, s)
 	set.mu.Unlock()
+	s.rt.stats.sessionClosed()
 	set.wg.Done()
 }
 
@@ -469,7 +475,7 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return answer{}
+		return answer{outcome: outCanceled}
 	}
 	if len(s.subs)+s.reserved >= s.h.MaxSubscriptions {
 		s.mu.Unlock()
@@ -492,9 +498,12 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 	if s.closed {
 		s.mu.Unlock()
 		sub.Close()
-		return answer{}
+		return answer{outcome: outCanceled}
 	}
 	key, _ := subKey(sub.ID())
+	if _, replaced := s.subs[key]; !replaced {
+		s.rt.stats.subscriptions(1)
+	}
 	s.subs[key] = sub
 	s.mu.Unlock()
 	// One that ended before it was recorded (its final event came with
@@ -524,6 +533,7 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 	sub := s.subs[key]
 	if sub != nil && (sub.Family().Name == family || sub.Family().Unsubscribe == req.Method) {
 		delete(s.subs, key)
+		s.rt.stats.subscriptions(-1)
 	} else {
 		sub = nil
 	}

@@ -141,3 +141,15 @@ func IsSubscriptionMethod(method string) bool {
 	_, name, ok := strings.Cut(method, "_")
 	return ok && (strings.HasPrefix(name, "subscribe") || strings.HasPrefix(name, "unsubscribe"))
 }
+
+// Methods lists every subscribe and unsubscribe method the gateway knows.
+func Methods() []string {
+	out := make([]string, 0, 2*len(known))
+	for _, e := range known {
+		if e.subscribe != "" {
+			out = append(out, e.subscribe)
+		}
+		out = append(out, e.unsubscribe)
+	}
+	return out
+}

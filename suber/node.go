@@ -173,10 +173,18 @@ func (n *Node) Call(ctx context.Context, method string, params json.RawMessage) 
 		return nil, ErrClosed
 	}
 	if n.http != nil {
-		return n.http.call(ctx, n.nextID.Add(1), method, params)
+		start := time.Now()
+		result, err := n.http.call(ctx, n.nextID.Add(1), method, params)
+		if n.opts.Observer != nil {
+			n.opts.Observer.Observe(time.Since(start), err)
+		}
+		return result, err
 	}
 	sess, err := n.session(ctx)
 	if err != nil {
+		if n.opts.Observer != nil {
+			n.opts.Observer.Observe(0, err)
+		}
 		return nil, err
 	}
 	return sess.result(ctx, method, params)

@@ -33,6 +33,17 @@ type Options struct {
 	Header http.Header
 	// Logger receives connection events.
 	Logger *zap.Logger
+	// Observer, when set, is told of every request sent to the node.
+	Observer Observer
+}
+
+// Observer watches the requests sent to a node (calls, subscribes,
+// unsubscribes, health checks), for metrics.
+type Observer interface {
+	// Observe runs on the caller's goroutine once a request is answered
+	// or has failed: err is nil, the node's *jsonrpc.Error, or why no
+	// answer came.
+	Observe(took time.Duration, err error)
 }
 
 // Defaults for Options fields left zero.

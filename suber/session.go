@@ -300,8 +300,25 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	return s.exchange(ctx, method, params, &pendingCall{reply: make(chan *jsonrpc.Message, 1), sub: sub})
 }
 
-// exchange makes the call p describes.
+// exchange makes the call p describes and reports it to the node's
+// observer (metrics), if any.
 func (s *session) exchange(ctx context.Context, method string, params json.RawMessage, p *pendingCall) (*jsonrpc.Message, error) {
+	observer := s.node.opts.Observer
+	if observer == nil {
+		return s.roundTrip(ctx, method, params, p)
+	}
+	start := time.Now()
+	m, err := s.roundTrip(ctx, method, params, p)
+	if err == nil && m.Error != nil {
+		observer.Observe(time.Since(start), m.Error)
+	} else {
+		observer.Observe(time.Since(start), err)
+	}
+	return m, err
+}
+
+// roundTrip is exchange without the observer.
+func (s *session) roundTrip(ctx context.Context, method string, params json.RawMessage, p *pendingCall) (*jsonrpc.Message, error) {
 	sub := p.sub
 	id := s.node.nextID.Add(1)
 	s.mu.Lock()
