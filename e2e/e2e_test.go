@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"reflect"
 	"slices"
@@ -176,27 +175,10 @@ func TestPolkadotJSThroughGateway(t *testing.T) {
 	n := realNode(t)
 	g := startGateway(t, n, publicCaddyfile, nil, chainURLPath)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "pjs_compare.mjs", g.wsURL(chainURLPath), n.wsURL(), g.httpURL(chainURLPath))
-	cmd.Dir = testdataDir
-	cmd.Env = append(os.Environ(), "ELARA_E2E_SCRIPT_TIMEOUT_MS=120000")
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = childProcAttr()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-
-	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
-	if !ok {
-		t.Fatalf("pjs_compare.mjs printed no result (%v)\nstdout:\n%s\nstderr:\n%s", runErr, truncate(stdout.String(), 4000), truncate(stderr.String(), 4000))
-	}
 	var r pjsResult
-	if err := json.Unmarshal(line, &r); err != nil {
-		t.Fatalf("bad result JSON: %v\n%s", err, truncate(string(line), 4000))
-	}
-	if !r.OK || runErr != nil {
-		t.Errorf("pjs_compare.mjs failed (exit: %v) after steps %v: %s\nstderr tail:\n%s", runErr, r.Steps, r.Error, truncate(stderr.String(), 3000))
+	run := runScript(t, 150*time.Second, nil, &r, "pjs_compare.mjs", g.wsURL(chainURLPath), n.wsURL(), g.httpURL(chainURLPath))
+	if !r.OK || run.err != nil {
+		t.Errorf("pjs_compare.mjs failed (exit: %v) after steps %v: %s\nstderr tail:\n%s", run.err, r.Steps, r.Error, run.stderr)
 	}
 
 	// static facts

@@ -662,3 +662,37 @@ func scanResultLine(out []byte, prefix string) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// scriptRun is what one run of a testdata script left: its exit error and
+// its standard error, for the test's failure messages.
+type scriptRun struct {
+	err    error
+	stderr string
+}
+
+// runScript runs `node testdata/<script> args...` with env added, for at
+// most timeout (the script is told to give up 30 s earlier, so that it can
+// still report), and decodes its `ELARA_E2E_RESULT {json}` line into out.
+// A script that printed no such line fails the test.
+func runScript(t *testing.T, timeout time.Duration, env []string, out any, script string, args ...string) scriptRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	cmd.Dir = testdataDir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("ELARA_E2E_SCRIPT_TIMEOUT_MS=%d", (timeout-30*time.Second).Milliseconds()))
+	cmd.Env = append(cmd.Env, env...)
+	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = childProcAttr()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
+	if !ok {
+		t.Fatalf("%s %v printed no result (%v)\nstdout:\n%s\nstderr:\n%s", script, args, runErr, truncate(stdout.String(), 4000), truncate(stderr.String(), 4000))
+	}
+	if err := json.Unmarshal(line, out); err != nil {
+		t.Fatalf("%s: bad result JSON: %v\n%s", script, err, truncate(string(line), 4000))
+	}
+	return scriptRun{err: runErr, stderr: truncate(stderr.String(), 3000)}
+}

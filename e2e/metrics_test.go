@@ -3,13 +3,10 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -86,20 +83,9 @@ func TestQuickstartMetricsWithPolkadotJS(t *testing.T) {
 	n := realNode(t)
 	g := startGateway(t, n, quickstartTemplate(t), nil, chainURLPath)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "pjs_compare.mjs", g.wsURL(chainURLPath), n.wsURL(), g.httpURL(chainURLPath))
-	cmd.Dir = testdataDir
-	cmd.Env = append(os.Environ(), "ELARA_E2E_SCRIPT_TIMEOUT_MS=120000")
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = childProcAttr()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
 	var r pjsResult
-	if !ok || json.Unmarshal(line, &r) != nil || !r.OK || runErr != nil {
-		t.Fatalf("pjs_compare.mjs through the quickstart failed (%v): %s\nstderr:\n%s", runErr, truncate(string(line), 2000), truncate(stderr.String(), 3000))
+	if run := runScript(t, 150*time.Second, nil, &r, "pjs_compare.mjs", g.wsURL(chainURLPath), n.wsURL(), g.httpURL(chainURLPath)); !r.OK || run.err != nil {
+		t.Fatalf("pjs_compare.mjs through the quickstart failed (%v) after steps %v: %s\nstderr:\n%s", run.err, r.Steps, r.Error, run.stderr)
 	}
 
 	// The quickstart caches: the genesis hash asked again is a cache hit.

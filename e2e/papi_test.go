@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"math/big"
-	"os"
-	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -67,27 +63,10 @@ func TestPolkadotAPIThroughGateway(t *testing.T) {
 	n := realNode(t)
 	g := startGateway(t, n, publicCaddyfile, nil, chainURLPath)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "papi_compare.mjs", g.wsURL(chainURLPath), n.wsURL())
-	cmd.Dir = testdataDir
-	cmd.Env = append(os.Environ(), "ELARA_E2E_SCRIPT_TIMEOUT_MS=180000")
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = childProcAttr()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-
-	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
-	if !ok {
-		t.Fatalf("papi_compare.mjs printed no result (%v)\nstdout:\n%s\nstderr:\n%s", runErr, truncate(stdout.String(), 4000), truncate(stderr.String(), 4000))
-	}
 	var r papiResult
-	if err := json.Unmarshal(line, &r); err != nil {
-		t.Fatalf("bad result JSON: %v\n%s", err, truncate(string(line), 4000))
-	}
-	if !r.OK || runErr != nil {
-		t.Errorf("papi_compare.mjs failed (exit: %v) after steps %v: %s\nstderr tail:\n%s", runErr, r.Steps, r.Error, truncate(stderr.String(), 3000))
+	run := runScript(t, 210*time.Second, nil, &r, "papi_compare.mjs", g.wsURL(chainURLPath), n.wsURL())
+	if !r.OK || run.err != nil {
+		t.Errorf("papi_compare.mjs failed (exit: %v) after steps %v: %s\nstderr tail:\n%s", run.err, r.Steps, r.Error, run.stderr)
 	}
 	for _, kind := range []string{"default", "raw"} {
 		t.Run(kind, func(t *testing.T) {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -279,27 +278,12 @@ func TestProductionExampleOverTLS(t *testing.T) {
 	})
 
 	t.Run("polkadot.js and polkadot-api over wss", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "node", "tls_clients.mjs", g.wssURL(chainURLPath), g.httpsURL(chainURLPath), n.wsURL())
-		cmd.Dir = testdataDir
-		// Node.js trusts its own roots plus this file: Caddy's local CA.
-		cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+g.rootCert, "ELARA_E2E_SCRIPT_TIMEOUT_MS=120000")
-		cmd.WaitDelay = 5 * time.Second
-		cmd.SysProcAttr = childProcAttr()
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
-		line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
-		if !ok {
-			t.Fatalf("tls_clients.mjs printed no result (%v)\nstdout:\n%s\nstderr:\n%s", runErr, truncate(stdout.String(), 4000), truncate(stderr.String(), 4000))
-		}
 		var r tlsClientsResult
-		if err := json.Unmarshal(line, &r); err != nil {
-			t.Fatalf("bad result JSON: %v\n%s", err, truncate(string(line), 4000))
-		}
-		if !r.OK || runErr != nil {
-			t.Fatalf("tls_clients.mjs failed (exit: %v) after steps %v: %s\nstderr tail:\n%s", runErr, r.Steps, r.Error, truncate(stderr.String(), 3000))
+		// Node.js trusts its own roots plus this file: Caddy's local CA.
+		run := runScript(t, 150*time.Second, []string{"NODE_EXTRA_CA_CERTS=" + g.rootCert}, &r,
+			"tls_clients.mjs", g.wssURL(chainURLPath), g.httpsURL(chainURLPath), n.wsURL())
+		if !r.OK || run.err != nil {
+			t.Fatalf("tls_clients.mjs failed (exit: %v) after steps %v: %s\nstderr tail:\n%s", run.err, r.Steps, r.Error, run.stderr)
 		}
 		if r.Direct.Chain != directChain || r.Direct.AliceFree == "" || r.Direct.AliceFree == "0" {
 			t.Fatalf("direct answers look wrong: %+v", r.Direct)

@@ -3,13 +3,11 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,23 +28,8 @@ type wireResult struct {
 
 func runWire(t *testing.T, args ...string) wireResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{"wire.mjs"}, args...)...)
-	cmd.Dir = testdataDir
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = childProcAttr()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
-	if !ok {
-		t.Fatalf("wire.mjs %v printed no result (%v)\nstdout:\n%s\nstderr:\n%s", args, runErr, truncate(stdout.String(), 2000), truncate(stderr.String(), 2000))
-	}
 	var r wireResult
-	if err := json.Unmarshal(line, &r); err != nil {
-		t.Fatalf("bad result %s: %v", line, err)
-	}
+	runScript(t, 60*time.Second, nil, &r, "wire.mjs", args...)
 	if r.Error != "" {
 		t.Fatalf("wire.mjs %v: %s", args, r.Error)
 	}
