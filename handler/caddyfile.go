@@ -29,6 +29,7 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		max_subscriptions <subscriptions>
 //		ping_interval     <duration>
 //		send_queue        <messages>
+//		send_queue_bytes  <size>
 //		write_timeout     <duration>
 //		origins           <origin>...
 //		ws_compression    [on|off]
@@ -69,6 +70,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.WriteTimeout, err = durationArg(d)
 		case "send_queue":
 			h.SendQueue, err = positiveInt(d)
+		case "send_queue_bytes":
+			h.SendQueueBytes, err = app.SizeArg(d)
 		case "origins":
 			if h.Origins, err = appendChecked(d, h.Origins, checkOrigin); err == nil {
 				// `*` mixed with origins is wrong on the line that mixes them.

@@ -147,7 +147,7 @@ func TestHandlerValidateRejectsNegativeDurations(t *testing.T) {
 	valid := func() handler.Handler {
 		return handler.Handler{
 			MaxBatch: handler.DefaultMaxBatch, MaxRequestSize: handler.DefaultMaxRequestSize,
-			MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue,
+			MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue, SendQueueBytes: handler.DefaultSendQueueBytes,
 			PingInterval: caddy.Duration(handler.DefaultPingInterval), WriteTimeout: caddy.Duration(handler.DefaultWriteTimeout),
 		}
 	}
