@@ -10,6 +10,7 @@ import (
 
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
+	"github.com/elara-gateway/elara/methods"
 	"github.com/elara-gateway/elara/suber"
 )
 
@@ -40,14 +41,14 @@ func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc
 	}
 	if sess != nil {
 		switch {
-		case isFollowScoped(req.Method):
+		case methods.IsFollowScoped(req.Method):
 			return sess.callFollowScoped(ctx, req)
-		case req.Method == "transaction_v1_broadcast" || req.Method == "transaction_unstable_broadcast":
+		case isBroadcast(req.Method):
 			return sess.broadcast(ctx, req)
-		case req.Method == "transaction_v1_stop" || req.Method == "transaction_unstable_stop":
+		case methods.IsBroadcastStop(req.Method):
 			return sess.stopBroadcast(ctx, req)
 		}
-	} else if isFollowScoped(req.Method) {
+	} else if methods.IsFollowScoped(req.Method) {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)

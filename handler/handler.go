@@ -28,11 +28,16 @@ type Handler struct {
 	// Chains limits this handler to some of the app's chains. Default: all.
 	Chains []string `json:"chains,omitempty"`
 	// Allow, when set, makes the handler allow-only: a method is served
-	// only if it matches one of these patterns (`*` matches any run of
-	// characters). Unsafe methods are served only when named exactly.
+	// only if it or one of its aliases matches one of these patterns (`*`
+	// matches any run of characters). Unsafe methods are served only when
+	// named exactly. Methods that end what a client started
+	// (unsubscribes, unwatches, broadcast stops) are served whenever what
+	// they end is.
 	Allow []string `json:"allow,omitempty"`
-	// Deny lists further methods or patterns never served. Denied methods
-	// answer exactly like unknown ones (-32601).
+	// Deny lists further methods or patterns never served; an entry
+	// covers the method's aliases and, for a subscribe method, the
+	// methods that end it. Denied methods answer exactly like unknown
+	// ones (-32601).
 	Deny []string `json:"deny,omitempty"`
 	// MaxBatch is the most calls in one batch. Default: 100.
 	MaxBatch int `json:"max_batch,omitempty"`

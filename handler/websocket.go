@@ -17,7 +17,6 @@ import (
 
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
-	"github.com/elara-gateway/elara/suber"
 )
 
 // WebSocket close codes the gateway uses.
@@ -99,8 +98,8 @@ type wsSession struct {
 	mu       sync.Mutex
 	subs     map[string]*matcher.ClientSub
 	reserved int
-	// operations maps transaction_v1 broadcast ids to their node.
-	operations map[string]*suber.Node
+	// operations maps broadcast ids to their node and stop method.
+	operations map[string]broadcastOp
 	closed     bool
 	closeCode  int
 	closeText  string

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/elara-gateway/elara/methods"
 )
 
 // ErrNoReadyNode means every node of the chain is down, syncing, lagging
@@ -250,12 +251,6 @@ func (g *Group) anySubscriptions() bool {
 	return false
 }
 
-// IsWrite reports whether a method may change state on the node (submit
+// IsWrite reports whether method may change state on the node (submit
 // a transaction, say): such calls are never retried on another node.
-func IsWrite(method string) bool {
-	return strings.HasPrefix(method, "author_") ||
-		strings.HasPrefix(method, "transaction") ||
-		strings.HasPrefix(method, "eth_send") ||
-		strings.Contains(method, "submit") ||
-		strings.Contains(method, "broadcast")
-}
+func IsWrite(method string) bool { return methods.IsWrite(method) }
