@@ -39,6 +39,7 @@ func TestHandlerUnmarshalCaddyfile(t *testing.T) {
 		{"ping_interval minutes", "elara_rpc {\n ping_interval 1m30s\n}", handler.Handler{PingInterval: caddy.Duration(90 * time.Second)}},
 		{"ping_interval days", "elara_rpc {\n ping_interval 1d\n}", handler.Handler{PingInterval: caddy.Duration(24 * time.Hour)}},
 		{"send_queue", "elara_rpc {\n send_queue 128\n}", handler.Handler{SendQueue: 128}},
+		{"send_queue_bytes", "elara_rpc {\n send_queue_bytes 4MiB\n}", handler.Handler{SendQueueBytes: 4 << 20}},
 		{"write_timeout", "elara_rpc {\n write_timeout 3s\n}", handler.Handler{WriteTimeout: caddy.Duration(3 * time.Second)}},
 		{"later value wins", "elara_rpc {\n max_batch 1\n max_batch 2\n}", handler.Handler{MaxBatch: 2}},
 		{"everything", `elara_rpc polkadot {
@@ -116,6 +117,10 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		{"write_timeout bad", "elara_rpc {\n write_timeout later\n}", 2, "later"},
 		{"send_queue zero", "elara_rpc {\n send_queue 0\n}", 2, "0"},
 		{"send_queue two args", "elara_rpc {\n send_queue 1 2\n}", 2, ""},
+		{"send_queue_bytes zero", "elara_rpc {\n send_queue_bytes 0\n}", 2, "send_queue_bytes"},
+		{"send_queue_bytes negative", "elara_rpc {\n send_queue_bytes -1MiB\n}", 2, "-1MiB"},
+		{"send_queue_bytes without unit word", "elara_rpc {\n send_queue_bytes lots\n}", 2, "lots"},
+		{"write_timeout zero", "elara_rpc {\n write_timeout 0s\n}", 2, "write_timeout"},
 		{"allow pattern with two stars", "elara_rpc {\n allow system_*\n\n allow chain_* a*b*\n}", 4, "a*b*"},
 		{"deny pattern with two stars", "elara_rpc {\n deny **\n}", 2, "**"},
 		{"empty deny pattern", "elara_rpc {\n deny \"\"\n}", 2, "empty"},

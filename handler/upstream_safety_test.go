@@ -168,7 +168,7 @@ func FuzzRequestPath(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	waitForT(f, "node ready", func() bool { return node.Connections() > 0 })
+	waitForT(f, "a full pool (2)", func() bool { return node.Connections() == 2 })
 	accepted := node.ConnectionsAccepted()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		status, reply := testgw.PostWithin(t, gw.HTTP("/dev"), body, 10*time.Second)
