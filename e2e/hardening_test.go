@@ -147,3 +147,86 @@ func TestInvalidUTF8NeverCostsAnUpstreamConnection(t *testing.T) {
 		t.Errorf("the node received %d of the refused calls", c)
 	}
 }
+
+// hardeningPolicyCaddyfile limits one route by family and bounds the send
+// queue in bytes, so both are checked against the node.
+const hardeningPolicyCaddyfile = `{
+	admin 127.0.0.1:@@ADMIN_PORT@@
+	default_bind 127.0.0.1
+	auto_https off
+	skip_install_trust
+	elara {
+		chain westend {
+			node @@NODE_URL@@ {
+				pool 2
+			}
+		}
+	}
+}
+
+http://127.0.0.1:@@HTTP_PORT@@ {
+	elara_rpc {
+		deny chain_subscribeNewHeads
+		send_queue_bytes 4MiB
+	}
+}
+`
+
+// Through the built binary: a deny entry covers the method's aliases, and
+// a client that does not read while runtime metadata replies queue is
+// closed with 1008 naming send_queue_bytes.
+func TestPolicyFamilyAndSendQueueBytes(t *testing.T) {
+	n := realNode(t)
+	g := startGateway(t, n, hardeningPolicyCaddyfile, nil, chainURLPath)
+
+	t.Run("deny covers aliases", func(t *testing.T) {
+		ws, err := wsDial(g.wsURL(chainURLPath), nil, callTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		for i, m := range []string{"chain_subscribeNewHeads", "chain_subscribeNewHead", "subscribe_newHead", "unsubscribe_newHead"} {
+			id := fmt.Sprint(i + 1)
+			resp, raw, err := wsCall(ws, string(request(i+1, m, nil)), id)
+			if err != nil || resp.Error == nil || resp.Error.code() != -32601 {
+				t.Errorf("%s: %s %v, want -32601", m, raw, err)
+			}
+		}
+		resp, raw, err := wsCall(ws, string(request(9, "chain_subscribeFinalizedHeads", nil)), "9")
+		if err != nil || resp.Error != nil {
+			t.Errorf("another family: %s %v", raw, err)
+		}
+	})
+
+	t.Run("a client that does not read is closed at send_queue_bytes", func(t *testing.T) {
+		ws, err := wsDial(g.wsURL(chainURLPath), nil, callTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		// Westend's metadata is about 1 MiB of hex: 300 replies are far
+		// more than socket buffers and the 4 MiB bound hold.
+		for i := range 300 {
+			if err := ws.writeText(string(request(i, "state_getMetadata", nil))); err != nil {
+				break // the gateway may have closed already
+			}
+		}
+		time.Sleep(3 * time.Second) // replies pile up while nothing reads
+		deadline := time.Now().Add(60 * time.Second)
+		replies := 0
+		for {
+			_, _, err := ws.readMessage(deadline)
+			if err == nil {
+				replies++
+				continue
+			}
+			var ce *wsCloseError
+			if !errors.As(err, &ce) || ce.Code != 1008 || !strings.Contains(ce.Reason, "send_queue_bytes") {
+				t.Fatalf("after %d replies: %v; want close 1008 naming send_queue_bytes", replies, err)
+			}
+			t.Logf("closed with %d %q after %d replies", ce.Code, ce.Reason, replies)
+			break
+		}
+		g.alive(t)
+	})
+}
