@@ -174,6 +174,32 @@ func TestHandlerValidateRejectsNegativeDurations(t *testing.T) {
 	}
 }
 
+// send_queue_bytes under 64 KiB, or negative in JSON, is refused: the
+// queue must hold at least a few ordinary replies.
+func TestHandlerValidateSendQueueBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes int64
+		ok    bool
+	}{
+		{"default", handler.DefaultSendQueueBytes, true},
+		{"64KiB", 64 << 10, true},
+		{"under 64KiB", 64<<10 - 1, false},
+		{"negative", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := handler.Handler{
+				MaxBatch: handler.DefaultMaxBatch, MaxRequestSize: handler.DefaultMaxRequestSize,
+				MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue, SendQueueBytes: tc.bytes,
+				PingInterval: caddy.Duration(handler.DefaultPingInterval), WriteTimeout: caddy.Duration(handler.DefaultWriteTimeout),
+			}
+			if err := h.Validate(); (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "send_queue_bytes") {
+				t.Fatalf("Validate = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
 func TestHandlerJSONIsStrict(t *testing.T) {
 	cases := []struct {
 		name  string
