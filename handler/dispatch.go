@@ -34,7 +34,7 @@ func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc
 		if sess == nil {
 			return reply(req, nil, jsonrpc.ErrSubscriptionsOnHTTP)
 		}
-		if _, unsub := matcher.LookupUnsubscribe(req.Method); unsub || isUnsubscribeName(req.Method) {
+		if methods.IsUnsubscribeName(req.Method) {
 			return sess.unsubscribe(ctx, req)
 		}
 		return sess.subscribe(ctx, req)
@@ -96,13 +96,4 @@ func (h *Handler) clientError(rt route, method string, err error) *jsonrpc.Error
 		ce.Write(append(rt.logFields(), zap.String("method", method), zap.Error(err))...)
 	}
 	return jsonrpc.NewError(jsonrpc.CodeInternalError, fmt.Sprintf("Upstream call failed (%s)", method))
-}
-
-func isUnsubscribeName(method string) bool {
-	for i := 0; i+len("_unsubscribe") <= len(method); i++ {
-		if method[i:i+len("_unsubscribe")] == "_unsubscribe" {
-			return true
-		}
-	}
-	return false
 }

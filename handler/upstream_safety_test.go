@@ -198,6 +198,21 @@ func FuzzRequestPath(f *testing.F) {
 				break
 			}
 		}
+		// The same bytes as a binary frame earn -32700 and go nowhere.
+		// (Replies to the text frame may still come first.)
+		_ = conn.WriteMessage(websocket.BinaryMessage, body)
+		for {
+			_, frame, err := conn.ReadMessage()
+			if err != nil || !json.Valid(frame) {
+				t.Fatalf("after a binary frame: %q, %v", frame, err)
+			}
+			if strings.Contains(string(frame), "Binary frames") {
+				if !strings.Contains(string(frame), `"code":-32700`) {
+					t.Fatalf("binary frame: %s", frame)
+				}
+				break
+			}
+		}
 		if n := node.InvalidFrames(); n != 0 {
 			t.Fatalf("the node closed %d connections for invalid UTF-8", n)
 		}
