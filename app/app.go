@@ -266,6 +266,9 @@ func (a *App) Validate() error {
 		if len(cc.Nodes) == 0 {
 			return fmt.Errorf("chain %s: at least one node is required", name)
 		}
+		if err := cc.checkValues(); err != nil {
+			return fmt.Errorf("chain %s: %w", name, err)
+		}
 		for i, n := range cc.Nodes {
 			if n.Pool < 0 || n.Pool > 256 {
 				return fmt.Errorf("chain %s node %d: pool must be between 1 and 256", name, i)

@@ -32,6 +32,12 @@ func TestAppValidate(t *testing.T) {
 		{"empty node list", map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{}}}, "at least one node"},
 		{"pool over 256", map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{node("ws://h", 257)}}}, "pool"},
 		{"negative pool", map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{node("ws://h", 1), node("ws://i", -1)}}}, "node 1"},
+		// JSON reads values as the Caddyfile does: negative ones are refused.
+		{"negative request_timeout", map[string]*ChainConfig{"a": {Nodes: ok().Nodes, RequestTimeout: -1}}, "request_timeout"},
+		{"negative health_interval", map[string]*ChainConfig{"a": {Nodes: ok().Nodes, HealthInterval: -1}}, "health_interval"},
+		{"negative head_timeout", map[string]*ChainConfig{"a": {Nodes: ok().Nodes, HeadTimeout: new(caddy.Duration(-1))}}, "head_timeout"},
+		{"zero head_timeout", map[string]*ChainConfig{"a": {Nodes: ok().Nodes, HeadTimeout: new(caddy.Duration(0))}}, ""},
+		{"negative dial_timeout", map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h", DialTimeout: -1}}}}, "dial_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

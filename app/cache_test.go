@@ -103,6 +103,28 @@ func TestCacheCaddyfile(t *testing.T) {
 				sentinel yes
 			}
 		}`, "error: unrecognized redis option"},
+		{"negative ttl", `elara {
+			cache {
+				method state_getStorage {
+					ttl -1s
+				}
+			}
+		}`, "error: ttl: duration '-1s' is negative, at Testfile:4"},
+		{"zero refresh", `elara {
+			cache {
+				refresh 0s
+			}
+		}`, "error: refresh: duration '0s' must be more than zero, at Testfile:3"},
+		{"zero max_size", `elara {
+			cache {
+				max_size 0
+			}
+		}`, "error: max_size: size '0' must be more than zero"},
+		{"zero redis pool_size", `elara {
+			redis {
+				pool_size 0
+			}
+		}`, "error: pool_size: number '0' must be more than zero"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

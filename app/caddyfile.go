@@ -1,13 +1,11 @@
 package app
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/dustin/go-humanize"
+	"github.com/elara-gateway/elara/internal/caddyarg"
 )
 
 // ParseGlobalOption parses the `elara` global option into the app's JSON.
@@ -159,7 +157,7 @@ func (cc *ChainConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			lag := uint64(n)
 			cc.MaxLag = &lag
 		case "head_timeout":
-			dur, err := durationArg(d)
+			dur, err := caddyarg.DurationOrZero(d)
 			if err != nil {
 				return err
 			}
@@ -171,7 +169,7 @@ func (cc *ChainConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			cc.HealthInterval = dur
 		case "subscription_grace":
-			dur, err := durationArg(d)
+			dur, err := caddyarg.DurationOrZero(d)
 			if err != nil {
 				return err
 			}
@@ -207,48 +205,18 @@ func (nc *NodeConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	dur, err := caddy.ParseDuration(d.Val())
-	if err != nil {
-		return 0, d.Errf("bad duration '%s': %v", d.Val(), err)
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return caddy.Duration(dur), nil
-}
+// The readers of option arguments are shared with the elara_rpc handler
+// (package caddyarg); these names are kept for the app's own parsers.
 
-func intArg(d *caddyfile.Dispenser) (int, error) {
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	n, err := strconv.Atoi(d.Val())
-	if err != nil || n < 0 {
-		return 0, d.Errf("bad number '%s'", d.Val())
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return n, nil
-}
+// durationArg reads a duration greater than zero.
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) { return caddyarg.Duration(d) }
 
-// SizeArg reads one size argument such as `16MiB` or `1000000`.
-func SizeArg(d *caddyfile.Dispenser) (int64, error) {
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	n, err := humanize.ParseBytes(d.Val())
-	if err != nil || n > 1<<40 {
-		return 0, d.Errf("bad size '%s'", d.Val())
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return int64(n), nil
-}
+// intArg reads a whole number of zero or more.
+func intArg(d *caddyfile.Dispenser) (int, error) { return caddyarg.CountOrZero(d) }
+
+// SizeArg reads one size argument such as `16MiB` or `1000000`, more
+// than zero and at most 1 TiB.
+func SizeArg(d *caddyfile.Dispenser) (int64, error) { return caddyarg.Size(d) }
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*App)(nil)

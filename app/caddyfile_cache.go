@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/elara-gateway/elara/internal/caddyarg"
 )
 
 // unmarshalCacheCaddyfile reads the `cache` option of the elara app:
@@ -173,7 +174,7 @@ func (r *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "dial_timeout":
 			r.DialTimeout, err = durationArg(d)
 		case "pool_size":
-			r.PoolSize, err = intArg(d)
+			r.PoolSize, err = caddyarg.Count(d)
 		case "tls":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -189,16 +190,7 @@ func (r *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func stringArg(d *caddyfile.Dispenser) (string, error) {
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	s := d.Val()
-	if d.NextArg() {
-		return "", d.ArgErr()
-	}
-	return s, nil
-}
+func stringArg(d *caddyfile.Dispenser) (string, error) { return caddyarg.String(d) }
 
 // percentArg reads `25%` or `25`.
 func percentArg(d *caddyfile.Dispenser) (float64, error) {

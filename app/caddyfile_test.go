@@ -134,6 +134,16 @@ func TestAppUnmarshalCaddyfileErrors(t *testing.T) {
 		{"head_timeout bad", "elara {\n chain a {\n  node ws://x\n  head_timeout 3\n }\n}", 4, "3"},
 		{"health_interval bad", "elara {\n chain a {\n  node ws://x\n  health_interval often\n }\n}", 4, "often"},
 		{"subscription_grace bad", "elara {\n chain a {\n  node ws://x\n  subscription_grace x\n }\n}", 4, "x"},
+		// One reading of every option: what makes no sense at zero or
+		// below is refused, naming the option and its line.
+		{"request_timeout negative", "elara {\n chain a {\n  node ws://x\n  request_timeout -1s\n }\n}", 4, "request_timeout"},
+		{"request_timeout zero", "elara {\n chain a {\n  node ws://x\n  request_timeout 0s\n }\n}", 4, "request_timeout"},
+		{"health_interval zero", "elara {\n chain a {\n  node ws://x\n  health_interval 0s\n }\n}", 4, "health_interval"},
+		{"head_timeout negative", "elara {\n chain a {\n  node ws://x\n  head_timeout -1s\n }\n}", 4, "head_timeout"},
+		{"subscription_grace negative", "elara {\n chain a {\n  node ws://x\n  subscription_grace -2s\n }\n}", 4, "subscription_grace"},
+		{"dial_timeout negative", "elara {\n chain a {\n  node ws://x {\n   dial_timeout -5s\n  }\n }\n}", 4, "dial_timeout"},
+		{"ping_interval zero", "elara {\n chain a {\n  node ws://x {\n   ping_interval 0s\n  }\n }\n}", 4, "ping_interval"},
+		{"max_message_size zero", "elara {\n chain a {\n  node ws://x {\n   max_message_size 0\n  }\n }\n}", 4, "max_message_size"},
 		{"chain name with a slash", "elara {\n chain a {\n  node ws://x\n }\n\n chain a/b {\n  node ws://x\n }\n}", 6, "a/b"},
 		{"chain name with a dot", "elara {\n chain a.b\n}", 2, "a.b"},
 		{"chain name too long", "elara {\n chain " + strings.Repeat("c", 65) + "\n}", 2, "at most 64"},
@@ -175,7 +185,7 @@ func TestSizeArg(t *testing.T) {
 		{"16MB", 16_000_000, true},
 		{"1KiB", 1024, true},
 		{"1024", 1024, true},
-		{"0", 0, true},
+		{"0", 0, false}, // no size option means anything at zero
 		{"1.5KiB", 1536, true},
 		{"1TiB", 1 << 40, true},
 		{"1TB", 1_000_000_000_000, true},

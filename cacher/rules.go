@@ -2,8 +2,9 @@ package cacher
 
 import (
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/elara-gateway/elara/methods"
 )
 
 // Class is how a method's answers may be cached.
@@ -97,12 +98,7 @@ var builtinRules = map[string]Rule{
 
 // neverCached answers change with every call or have side effects: no
 // configuration can make the cache keep them.
-func neverCached(method string) bool {
-	return strings.HasPrefix(method, "author_") ||
-		method == "system_accountNextIndex" ||
-		strings.Contains(method, "_subscribe") || strings.Contains(method, "_unsubscribe") ||
-		strings.Contains(method, "_submit")
-}
+func neverCached(method string) bool { return methods.NeverCached(method) }
 
 // Defaults of the cache's tunables.
 const (

@@ -1,14 +1,12 @@
 package handler
 
 import (
-	"strconv"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/elara-gateway/elara/app"
+	"github.com/elara-gateway/elara/internal/caddyarg"
 )
 
 // ParseCaddyfile builds the handler from the `elara_rpc` directive.
@@ -29,6 +27,7 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		max_subscriptions <subscriptions>
 //		ping_interval     <duration>
 //		send_queue        <messages>
+//		send_queue_bytes  <size>
 //		write_timeout     <duration>
 //		origins           <origin>...
 //		ws_compression    [on|off]
@@ -58,17 +57,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "deny":
 			h.Deny, err = appendChecked(d, h.Deny, checkPattern)
 		case "max_batch":
-			h.MaxBatch, err = positiveInt(d)
+			h.MaxBatch, err = caddyarg.Count(d)
 		case "max_request_size":
-			h.MaxRequestSize, err = app.SizeArg(d)
+			h.MaxRequestSize, err = caddyarg.Size(d)
 		case "max_subscriptions":
-			h.MaxSubscriptions, err = positiveInt(d)
+			h.MaxSubscriptions, err = caddyarg.Count(d)
 		case "ping_interval":
-			h.PingInterval, err = durationArg(d)
+			h.PingInterval, err = caddyarg.Duration(d)
 		case "write_timeout":
-			h.WriteTimeout, err = durationArg(d)
+			h.WriteTimeout, err = caddyarg.Duration(d)
 		case "send_queue":
-			h.SendQueue, err = positiveInt(d)
+			h.SendQueue, err = caddyarg.Count(d)
+		case "send_queue_bytes":
+			h.SendQueueBytes, err = caddyarg.Size(d)
 		case "origins":
 			if h.Origins, err = appendChecked(d, h.Origins, checkOrigin); err == nil {
 				// `*` mixed with origins is wrong on the line that mixes them.
@@ -78,7 +79,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "ws_compression":
 			var on bool
-			on, err = onOffArg(d)
+			on, err = caddyarg.OnOff(d)
 			h.WSCompression = &on
 		default:
 			return d.Errf("unrecognized elara_rpc option '%s'", d.Val())
@@ -133,53 +134,6 @@ func checkChainName(d *caddyfile.Dispenser) error {
 		return d.Errf("chain %q: names are letters, digits, '-' and '_', at most 64", d.Val())
 	}
 	return nil
-}
-
-func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	dur, err := caddy.ParseDuration(d.Val())
-	if err != nil || dur <= 0 {
-		return 0, d.Errf("bad duration '%s'", d.Val())
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return caddy.Duration(dur), nil
-}
-
-// onOffArg reads an optional on|off; the bare option means on.
-func onOffArg(d *caddyfile.Dispenser) (bool, error) {
-	if !d.NextArg() {
-		return true, nil
-	}
-	var on bool
-	switch d.Val() {
-	case "on":
-		on = true
-	case "off":
-	default:
-		return false, d.Errf("expected on or off, got '%s'", d.Val())
-	}
-	if d.NextArg() {
-		return false, d.ArgErr()
-	}
-	return on, nil
-}
-
-func positiveInt(d *caddyfile.Dispenser) (int, error) {
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	n, err := strconv.Atoi(d.Val())
-	if err != nil || n < 1 {
-		return 0, d.Errf("expected a positive number, got '%s'", d.Val())
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return n, nil
 }
 
 // Interface guard

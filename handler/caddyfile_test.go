@@ -39,6 +39,7 @@ func TestHandlerUnmarshalCaddyfile(t *testing.T) {
 		{"ping_interval minutes", "elara_rpc {\n ping_interval 1m30s\n}", handler.Handler{PingInterval: caddy.Duration(90 * time.Second)}},
 		{"ping_interval days", "elara_rpc {\n ping_interval 1d\n}", handler.Handler{PingInterval: caddy.Duration(24 * time.Hour)}},
 		{"send_queue", "elara_rpc {\n send_queue 128\n}", handler.Handler{SendQueue: 128}},
+		{"send_queue_bytes", "elara_rpc {\n send_queue_bytes 4MiB\n}", handler.Handler{SendQueueBytes: 4 << 20}},
 		{"write_timeout", "elara_rpc {\n write_timeout 3s\n}", handler.Handler{WriteTimeout: caddy.Duration(3 * time.Second)}},
 		{"later value wins", "elara_rpc {\n max_batch 1\n max_batch 2\n}", handler.Handler{MaxBatch: 2}},
 		{"everything", `elara_rpc polkadot {
@@ -116,6 +117,10 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		{"write_timeout bad", "elara_rpc {\n write_timeout later\n}", 2, "later"},
 		{"send_queue zero", "elara_rpc {\n send_queue 0\n}", 2, "0"},
 		{"send_queue two args", "elara_rpc {\n send_queue 1 2\n}", 2, ""},
+		{"send_queue_bytes zero", "elara_rpc {\n send_queue_bytes 0\n}", 2, "send_queue_bytes"},
+		{"send_queue_bytes negative", "elara_rpc {\n send_queue_bytes -1MiB\n}", 2, "-1MiB"},
+		{"send_queue_bytes without unit word", "elara_rpc {\n send_queue_bytes lots\n}", 2, "lots"},
+		{"write_timeout zero", "elara_rpc {\n write_timeout 0s\n}", 2, "write_timeout"},
 		{"allow pattern with two stars", "elara_rpc {\n allow system_*\n\n allow chain_* a*b*\n}", 4, "a*b*"},
 		{"deny pattern with two stars", "elara_rpc {\n deny **\n}", 2, "**"},
 		{"empty deny pattern", "elara_rpc {\n deny \"\"\n}", 2, "empty"},
@@ -147,7 +152,7 @@ func TestHandlerValidateRejectsNegativeDurations(t *testing.T) {
 	valid := func() handler.Handler {
 		return handler.Handler{
 			MaxBatch: handler.DefaultMaxBatch, MaxRequestSize: handler.DefaultMaxRequestSize,
-			MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue,
+			MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue, SendQueueBytes: handler.DefaultSendQueueBytes,
 			PingInterval: caddy.Duration(handler.DefaultPingInterval), WriteTimeout: caddy.Duration(handler.DefaultWriteTimeout),
 		}
 	}
@@ -166,6 +171,32 @@ func TestHandlerValidateRejectsNegativeDurations(t *testing.T) {
 			`config with "ping_interval": "-5s" is accepted, and the WebSocket writeLoop (handler/websocket.go) ` +
 			"then calls time.NewTicker(negative), which panics on its own goroutine and crashes the process on the " +
 			"first WebSocket client. Reject PingInterval < 0 (and WriteTimeout < 0) in Validate.")
+	}
+}
+
+// send_queue_bytes under 64 KiB, or negative in JSON, is refused: the
+// queue must hold at least a few ordinary replies.
+func TestHandlerValidateSendQueueBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes int64
+		ok    bool
+	}{
+		{"default", handler.DefaultSendQueueBytes, true},
+		{"64KiB", 64 << 10, true},
+		{"under 64KiB", 64<<10 - 1, false},
+		{"negative", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := handler.Handler{
+				MaxBatch: handler.DefaultMaxBatch, MaxRequestSize: handler.DefaultMaxRequestSize,
+				MaxSubscriptions: handler.DefaultMaxSubscriptions, SendQueue: handler.DefaultSendQueue, SendQueueBytes: tc.bytes,
+				PingInterval: caddy.Duration(handler.DefaultPingInterval), WriteTimeout: caddy.Duration(handler.DefaultWriteTimeout),
+			}
+			if err := h.Validate(); (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "send_queue_bytes") {
+				t.Fatalf("Validate = %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }
 

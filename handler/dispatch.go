@@ -11,6 +11,7 @@ import (
 
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
+	"github.com/elara-gateway/elara/methods"
 	"github.com/elara-gateway/elara/suber"
 )
 
@@ -50,21 +51,21 @@ func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jso
 		if sess == nil {
 			return reply(req, nil, jsonrpc.ErrSubscriptionsOnHTTP)
 		}
-		if _, unsub := matcher.LookupUnsubscribe(req.Method); unsub || isUnsubscribeName(req.Method) {
+		if methods.IsUnsubscribeName(req.Method) {
 			return sess.unsubscribe(ctx, req)
 		}
 		return sess.subscribe(ctx, req)
 	}
 	if sess != nil {
 		switch {
-		case isFollowScoped(req.Method):
+		case methods.IsFollowScoped(req.Method):
 			return sess.callFollowScoped(ctx, req)
-		case req.Method == "transaction_v1_broadcast" || req.Method == "transaction_unstable_broadcast":
+		case isBroadcast(req.Method):
 			return sess.broadcast(ctx, req)
-		case req.Method == "transaction_v1_stop" || req.Method == "transaction_unstable_stop":
+		case methods.IsBroadcastStop(req.Method):
 			return sess.stopBroadcast(ctx, req)
 		}
-	} else if isFollowScoped(req.Method) {
+	} else if methods.IsFollowScoped(req.Method) {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
@@ -112,13 +113,4 @@ func (h *Handler) clientError(rt route, method string, err error) *jsonrpc.Error
 		ce.Write(append(rt.logFields(), zap.String("method", method), zap.Error(err))...)
 	}
 	return jsonrpc.NewError(jsonrpc.CodeInternalError, fmt.Sprintf("Upstream call failed (%s)", method))
-}
-
-func isUnsubscribeName(method string) bool {
-	for i := 0; i+len("_unsubscribe") <= len(method); i++ {
-		if method[i:i+len("_unsubscribe")] == "_unsubscribe" {
-			return true
-		}
-	}
-	return false
 }

@@ -28,11 +28,16 @@ type Handler struct {
 	// Chains limits this handler to some of the app's chains. Default: all.
 	Chains []string `json:"chains,omitempty"`
 	// Allow, when set, makes the handler allow-only: a method is served
-	// only if it matches one of these patterns (`*` matches any run of
-	// characters). Unsafe methods are served only when named exactly.
+	// only if it or one of its aliases matches one of these patterns (`*`
+	// matches any run of characters). Unsafe methods are served only when
+	// named exactly. Methods that end what a client started
+	// (unsubscribes, unwatches, broadcast stops) are served whenever what
+	// they end is.
 	Allow []string `json:"allow,omitempty"`
-	// Deny lists further methods or patterns never served. Denied methods
-	// answer exactly like unknown ones (-32601).
+	// Deny lists further methods or patterns never served; an entry
+	// covers the method's aliases and, for a subscribe method, the
+	// methods that end it. Denied methods answer exactly like unknown
+	// ones (-32601).
 	Deny []string `json:"deny,omitempty"`
 	// MaxBatch is the most calls in one batch. Default: 100.
 	MaxBatch int `json:"max_batch,omitempty"`
@@ -48,6 +53,11 @@ type Handler struct {
 	// SendQueue is how many messages may wait for one WebSocket client; a
 	// client further behind is disconnected (close code 1008). Default: 4096.
 	SendQueue int `json:"send_queue,omitempty"`
+	// SendQueueBytes bounds the bytes waiting for one WebSocket client; a
+	// client further behind is disconnected (close code 1008). One
+	// message larger than the bound is still sent when nothing else
+	// waits. Default: 16 MiB; at least 64 KiB.
+	SendQueueBytes int64 `json:"send_queue_bytes,omitempty"`
 	// WriteTimeout bounds one write to a WebSocket client; a client that
 	// accepts nothing for this long is disconnected. Default: 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
@@ -92,6 +102,7 @@ const (
 	DefaultMaxSubscriptions = 1024
 	DefaultPingInterval     = 30 * time.Second
 	DefaultSendQueue        = 4096
+	DefaultSendQueueBytes   = 16 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	// maxDepth bounds JSON nesting; Substrate params are a few levels deep.
 	maxDepth = 64
@@ -123,6 +134,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.SendQueue == 0 {
 		h.SendQueue = DefaultSendQueue
+	}
+	if h.SendQueueBytes == 0 {
+		h.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if h.WriteTimeout == 0 {
 		h.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
@@ -181,6 +195,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxSubscriptions < 1 || h.SendQueue < 16 {
 		return fmt.Errorf("max_subscriptions must be at least 1 and send_queue at least 16")
+	}
+	if h.SendQueueBytes < 64<<10 {
+		return fmt.Errorf("send_queue_bytes must be at least 64KiB")
 	}
 	for _, c := range h.Chains {
 		if h.app.Chain(c) == nil {

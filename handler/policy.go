@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/elara-gateway/elara/methods"
 )
 
 // UnsafeMethods are denied unless a handler's allow list names them one by
@@ -132,20 +134,61 @@ func NewPolicy(allow, deny []string) (*Policy, error) {
 	return &Policy{allow: a, deny: d, unsafe: u, exact: exact}, nil
 }
 
-// Allowed reports whether method may be forwarded. Explicit denials win;
-// unsafe methods need an exact allow entry; an allow list admits only
-// what it matches.
+// Allowed reports whether method may be forwarded. Entries cover every
+// alias of a method (package methods): denying chain_subscribeNewHeads
+// denies subscribe_newHead too. Explicit denials win; unsafe methods need
+// an exact allow entry; an allow list admits only what it matches. A
+// method that ends what a client started (an unsubscribe, an unwatch, a
+// broadcast's stop) is served whenever what it ends may be started,
+// whatever the allow list says, so a client can always end its own
+// subscriptions; a deny entry naming it still holds.
 func (p *Policy) Allowed(method string) bool {
-	if matchAny(p.deny, method) {
+	starts, ender := methods.Ender(method)
+	if !ender {
+		return p.allowedNames(methods.Aliases(method))
+	}
+	if p.deniedNames(methods.Aliases(method)) {
 		return false
 	}
-	if matchAny(p.unsafe, method) && !p.exact[method] {
+	for _, s := range starts {
+		if p.allowedNames(methods.Aliases(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedNames decides for a method known by these names.
+func (p *Policy) allowedNames(names []string) bool {
+	if p.deniedNames(names) {
 		return false
 	}
-	if len(p.allow) > 0 && !matchAny(p.allow, method) {
+	unsafe, exact := false, false
+	for _, n := range names {
+		unsafe = unsafe || matchAny(p.unsafe, n)
+		exact = exact || p.exact[n]
+	}
+	if unsafe && !exact {
 		return false
 	}
-	return true
+	if len(p.allow) == 0 {
+		return true
+	}
+	for _, n := range names {
+		if matchAny(p.allow, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) deniedNames(names []string) bool {
+	for _, n := range names {
+		if matchAny(p.deny, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // FilterMethods removes denied methods from an rpc_methods result, so

@@ -148,8 +148,8 @@ func TestPolicyMatrix(t *testing.T) {
 		{
 			name:    "suffix pattern",
 			allow:   []string{"*_getStorage"},
-			allowed: []string{"state_getStorage", "childstate_getStorage", "_getStorage"},
-			denied:  []string{"state_getStorageAt", "getStorage"},
+			allowed: []string{"state_getStorage", "childstate_getStorage", "_getStorage", "state_getStorageAt"}, // an alias
+			denied:  []string{"state_getStorageHash", "getStorage"},
 		},
 		{
 			name:    "infix pattern does not overlap",
@@ -173,8 +173,8 @@ func TestPolicyMatrix(t *testing.T) {
 		{
 			name:    "deny suffix pattern",
 			deny:    []string{"*Storage"},
-			allowed: []string{"state_getStorageAt"},
-			denied:  []string{"state_getStorage", "childstate_getStorage"},
+			allowed: []string{"state_getStorageHashAt"},
+			denied:  []string{"state_getStorage", "childstate_getStorage", "state_getStorageAt"}, // an alias
 		},
 		{
 			name:   "deny star denies everything",

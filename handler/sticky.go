@@ -3,27 +3,17 @@ package handler
 import (
 	"context"
 	"encoding/json"
-	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
+	"github.com/elara-gateway/elara/methods"
 	"github.com/elara-gateway/elara/suber"
 )
 
 // Calls scoped to state one node holds must reach that node: chainHead
 // calls name a follow subscription; transaction_v1_stop names a broadcast.
-
-// isFollowScoped reports whether method's first param is a chainHead
-// follow subscription.
-func isFollowScoped(method string) bool {
-	rest, ok := strings.CutPrefix(method, "chainHead_v1_")
-	if !ok {
-		rest, ok = strings.CutPrefix(method, "chainHead_unstable_")
-	}
-	return ok && rest != "follow" && rest != "unfollow"
-}
 
 // callFollowScoped sends a chainHead call to the connection holding the
 // client's follow subscription, with the node's subscription id in place
@@ -55,7 +45,7 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
 	defer cancel()
-	if !isOperationCall(req.Method) {
+	if !methods.IsOperation(req.Method) {
 		result, err := up.Call(ctx, req.Method, rewritten)
 		if err != nil {
 			return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
@@ -75,24 +65,10 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	return a
 }
 
-// isOperationCall reports whether method starts a chainHead operation,
-// whose events follow its reply.
-func isOperationCall(method string) bool {
-	switch method {
-	case "chainHead_v1_body", "chainHead_v1_call", "chainHead_v1_storage",
-		"chainHead_unstable_body", "chainHead_unstable_call", "chainHead_unstable_storage":
-		return true
-	}
-	return false
-}
-
 // stopOperation stops on the node an operation the client must not hear
 // of (cut short, or started after the gateway gave up on its call).
 func (s *wsSession) stopOperation(up *suber.Subscription, method string, id json.RawMessage) {
-	stop := "chainHead_v1_stopOperation"
-	if strings.HasPrefix(method, "chainHead_unstable_") {
-		stop = "chainHead_unstable_stopOperation"
-	}
+	stop := methods.StopOperation(method)
 	params, err := json.Marshal([]json.RawMessage{up.ID(), id})
 	if err != nil {
 		return
@@ -106,8 +82,21 @@ func (s *wsSession) stopOperation(up *suber.Subscription, method string, id json
 	}
 }
 
-// broadcast starts a transaction_v1 broadcast and remembers which node
-// runs it, so that transaction_v1_stop reaches the same node.
+// isBroadcast reports whether method starts a transaction broadcast.
+func isBroadcast(method string) bool {
+	_, ok := methods.BroadcastStop(method)
+	return ok
+}
+
+// broadcastOp is a broadcast a client started: the node running it and
+// the stop method of the family that started it.
+type broadcastOp struct {
+	node *suber.Node
+	stop string
+}
+
+// broadcast starts a transaction broadcast and remembers which node runs
+// it, so that its stop reaches the same node.
 func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer {
 	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
 	defer cancel()
@@ -116,27 +105,30 @@ func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer 
 		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}
 	if string(result) != "null" {
+		stop, _ := methods.BroadcastStop(req.Method)
 		s.mu.Lock()
 		if s.operations == nil {
-			s.operations = make(map[string]*suber.Node)
+			s.operations = make(map[string]broadcastOp)
 		}
 		if len(s.operations) < s.h.MaxSubscriptions {
-			s.operations[string(result)] = node
+			s.operations[string(result)] = broadcastOp{node: node, stop: stop}
 		}
 		s.mu.Unlock()
 	}
 	return reply(req, result, nil)
 }
 
-// stopBroadcast sends transaction_v1_stop to the node running the
-// broadcast; unknown operation ids go to any node, which rejects them.
+// stopBroadcast stops a broadcast on the node running it, with the stop
+// method of the family that started it (a v1 stop of an unstable
+// broadcast goes up as transaction_unstable_stop); unknown operation ids
+// go to any node, which rejects them.
 func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) answer {
 	var params []json.RawMessage
 	_ = json.Unmarshal(req.Params, &params)
-	var node *suber.Node
+	var op broadcastOp
 	if len(params) == 1 {
 		s.mu.Lock()
-		node = s.operations[string(params[0])]
+		op = s.operations[string(params[0])]
 		delete(s.operations, string(params[0]))
 		s.mu.Unlock()
 	}
@@ -144,8 +136,8 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 	defer cancel()
 	var result json.RawMessage
 	var err error
-	if node != nil {
-		result, err = node.Call(ctx, req.Method, req.Params)
+	if op.node != nil {
+		result, err = op.node.Call(ctx, op.stop, req.Params)
 	} else {
 		result, err = s.rt.chain.Upstream.Call(ctx, req.Method, req.Params)
 	}
@@ -157,13 +149,13 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 
 // stopBroadcasts stops the broadcasts a departed client left running:
 // nodes count them per connection, and the connections are shared.
-func (s *wsSession) stopBroadcasts(ops map[string]*suber.Node) {
+func (s *wsSession) stopBroadcasts(ops map[string]broadcastOp) {
 	if len(ops) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.rt.chain.RequestTimeout)
 	defer cancel()
-	for id, node := range ops {
-		_, _ = node.Call(ctx, "transaction_v1_stop", json.RawMessage("["+id+"]"))
+	for id, op := range ops {
+		_, _ = op.node.Call(ctx, op.stop, json.RawMessage("["+id+"]"))
 	}
 }

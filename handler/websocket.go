@@ -17,7 +17,6 @@ import (
 
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
-	"github.com/elara-gateway/elara/suber"
 )
 
 // WebSocket close codes the gateway uses.
@@ -86,10 +85,12 @@ type wsSession struct {
 	log  *zap.Logger
 
 	// out is the send queue: it grows with what waits, up to SendQueue
-	// frames, so an idle connection holds no queue memory.
+	// frames and SendQueueBytes bytes, so an idle connection holds no
+	// queue memory.
 	qmu    sync.Mutex
 	out    [][]byte
 	head   int
+	queued int64 // bytes in out[head:]
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,8 +98,8 @@ type wsSession struct {
 	mu       sync.Mutex
 	subs     map[string]*matcher.ClientSub
 	reserved int
-	// operations maps transaction_v1 broadcast ids to their node.
-	operations map[string]*suber.Node
+	// operations maps broadcast ids to their node and stop method.
+	operations map[string]broadcastOp
 	closed     bool
 	closeCode  int
 	closeText  string
@@ -158,15 +159,28 @@ func (s *wsSession) Send(frame []byte) bool {
 	default:
 	}
 	s.qmu.Lock()
-	queued := len(s.out) - s.head
-	if queued >= s.h.SendQueue {
+	queued, bytes := len(s.out)-s.head, s.queued
+	size := int64(len(frame))
+	switch {
+	case queued >= s.h.SendQueue:
 		s.qmu.Unlock()
 		s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
 			append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "send_queue full"), zap.Int("queued", queued))...)
-		s.closeWith(closeSlowConsumer, "slow consumer: too many messages waiting")
+		s.closeWith(closeSlowConsumer, "slow consumer: too many messages waiting (send_queue)")
+		return false
+	// A frame alone over the bound still goes when nothing waits: a
+	// client must be able to receive any one reply.
+	case queued > 0 && bytes+size > s.h.SendQueueBytes:
+		s.qmu.Unlock()
+		s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
+			append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "send_queue_bytes reached"),
+				zap.Int64("queued_bytes", bytes), zap.Int64("send_queue_bytes", s.h.SendQueueBytes))...)
+		s.closeWith(closeSlowConsumer, "slow consumer: too many bytes waiting (send_queue_bytes)")
 		return false
 	}
 	s.out = append(s.out, frame)
+	s.queued += size
+	notePeakQueued(s.queued)
 	s.qmu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -223,6 +237,7 @@ func (s *wsSession) next() []byte {
 	f := s.out[s.head]
 	s.out[s.head] = nil
 	s.head++
+	s.queued -= int64(len(f))
 	if s.head == len(s.out) {
 		// Drained: start over at the front, keeping a small backing array.
 		s.head = 0
@@ -339,11 +354,15 @@ func (s *wsSession) handleMessage(data []byte) {
 			return
 		}
 		answers := make([]answer, len(parsed.Calls))
+		// As over HTTP: a batch runs at most batchConcurrency calls at
+		// once, so one message cannot take every upstream connection.
 		var wg sync.WaitGroup
+		sem := make(chan struct{}, batchConcurrency)
 		for i, c := range parsed.Calls {
 			wg.Add(1)
+			sem <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-sem; wg.Done() }()
 				answers[i] = s.h.call(s.ctx, s.rt, s, c)
 			}()
 		}

@@ -44,7 +44,9 @@ func NewError(code int, message string) *Error {
 // Errors the gateway gives itself. Messages follow what Substrate nodes say
 // where one exists, so clients see the same text through the gateway.
 var (
-	ErrParse               = NewError(CodeParseError, "Parse error")
+	ErrParse = NewError(CodeParseError, "Parse error")
+	// ErrInvalidUTF8 refuses a message that is not valid UTF-8 (see Parse).
+	ErrInvalidUTF8         = NewError(CodeParseError, "Parse error: invalid UTF-8")
 	ErrInvalidRequest      = NewError(CodeInvalidRequest, "Invalid request")
 	ErrMethodNotFound      = NewError(CodeMethodNotFound, "Method not found")
 	ErrSubscriptionsOnHTTP = NewError(CodeSubscriptionsUnavailable, "Subscriptions are not available on this transport.")

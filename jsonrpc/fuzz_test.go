@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/elara-gateway/elara/jsonrpc"
 )
@@ -107,6 +108,10 @@ func checkCall(t *testing.T, c jsonrpc.Call) {
 	up := jsonrpc.AppendRequest(nil, 42, r.Method, r.Params)
 	if !json.Valid(up) {
 		t.Fatalf("upstream request is not valid JSON: %s", up)
+	}
+	// A node closes a connection on a text frame that is not UTF-8.
+	if !utf8.Valid(up) {
+		t.Fatalf("upstream request is not valid UTF-8: %q", up)
 	}
 	// No depth limit here: nil params are sent as [], one level deeper.
 	back := jsonrpc.ParseRequest(up, 0)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Request is one validated client call. ID holds the raw bytes of the id as
@@ -62,6 +63,13 @@ type Parsed struct {
 	Calls []Call
 }
 
+// Parse decodes a request body. A body that is not valid UTF-8 is refused
+// whole with ErrInvalidUTF8 (-32700), before anything else: encoding/json
+// would accept it and replace the bad bytes, but the params are forwarded
+// as they came, and a node closes a WebSocket connection whose text frame
+// is not UTF-8 (1007), costing every call in flight on it. Refusing keeps
+// the client's bytes from being silently changed, too.
+//
 // Parse decodes a request body. It returns a body-level error (to be sent
 // once, with a null id) when the body is not JSON, too deep, an empty
 // batch or an oversized batch; otherwise every entry carries its own
@@ -71,6 +79,9 @@ func Parse(body []byte, lim Limits) (*Parsed, *Error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "Invalid request: empty body"}
+	}
+	if !utf8.Valid(body) {
+		return nil, ErrInvalidUTF8
 	}
 	p := parser{data: body, maxDepth: lim.MaxDepth}
 	if body[0] != '[' {
@@ -106,6 +117,9 @@ func Parse(body []byte, lim Limits) (*Parsed, *Error) {
 // ParseRequest parses a single (non-batch) message, such as one WebSocket
 // frame that is known not to be an array. The result does not alias body.
 func ParseRequest(body []byte, maxDepth int) Call {
+	if !utf8.Valid(body) {
+		return Call{Err: ErrInvalidUTF8, ID: nullID}
+	}
 	p := parser{data: bytes.TrimSpace(body), maxDepth: maxDepth}
 	c, err := p.one()
 	if err != scanOK {

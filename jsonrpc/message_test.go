@@ -624,3 +624,39 @@ func TestParseDoesNotAliasInput(t *testing.T) {
 		t.Fatalf("request changed when the input buffer was reused: %s", describe(c))
 	}
 }
+
+// A request that is not valid UTF-8 anywhere (method, id, params, between
+// members) is refused whole with -32700: its params would be forwarded as
+// they came, and a node closes a connection on a text frame that is not
+// UTF-8.
+func TestParseRefusesInvalidUTF8(t *testing.T) {
+	cases := []struct{ name, body string }{
+		{"params string", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"state_getStorage\",\"params\":[\"0x\xff\"]}"},
+		{"params object key", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":{\"\xc0\xaf\":1}}"},
+		{"method", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system_\xffchain\"}"},
+		{"id", "{\"jsonrpc\":\"2.0\",\"id\":\"\xfe\",\"method\":\"system_chain\"}"},
+		{"unknown member", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"x\":\"\xed\xa0\x80\"}"},
+		{"truncated rune", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":[\"\xe6\x97\"]}"},
+		{"batch entry", "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"m\",\"params\":[\"\x80\"]}]"},
+		{"outside strings", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}\xff"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := jsonrpc.Parse([]byte(tc.body), jsonrpc.Limits{MaxBatch: 4, MaxDepth: 8})
+			if p != nil || err == nil || err.Code != jsonrpc.CodeParseError || !strings.Contains(err.Message, "UTF-8") {
+				t.Fatalf("Parse = %+v, %+v; want -32700 invalid UTF-8", p, err)
+			}
+			if !strings.HasPrefix(tc.body, "[") {
+				c := jsonrpc.ParseRequest([]byte(tc.body), 8)
+				if c.Request != nil || c.Err == nil || c.Err.Code != jsonrpc.CodeParseError || string(c.ID) != "null" {
+					t.Fatalf("ParseRequest = %+v; want -32700 with a null id", c)
+				}
+			}
+		})
+	}
+	// Valid multi-byte text still passes, unchanged.
+	c := jsonrpc.ParseRequest([]byte(`{"jsonrpc":"2.0","id":"日","method":"m","params":["メソッド"]}`), 8)
+	if c.Err != nil || string(c.Request.Params) != `["メソッド"]` || string(c.ID) != `"日"` {
+		t.Fatalf("valid UTF-8: %+v %+v", c.Request, c.Err)
+	}
+}

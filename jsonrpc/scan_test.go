@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/elara-gateway/elara/jsonrpc"
 )
@@ -13,11 +14,15 @@ import (
 // The oracle below is the encoding/json-based parser that the single-pass
 // scanner (scan.go) replaced, kept verbatim but for names. The scanner must
 // give the same answer for every body; FuzzScanMatchesEncodingJSON checks it.
+// One rule was added since: a body that is not valid UTF-8 is refused first.
 
 func oracleParse(body []byte, lim jsonrpc.Limits) (*jsonrpc.Parsed, *jsonrpc.Error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "Invalid request: empty body"}
+	}
+	if !utf8.Valid(body) {
+		return nil, jsonrpc.ErrInvalidUTF8
 	}
 	if err := oracleCheckDepth(body, lim.MaxDepth); err != nil {
 		return nil, err
@@ -47,6 +52,9 @@ func oracleParse(body []byte, lim jsonrpc.Limits) (*jsonrpc.Parsed, *jsonrpc.Err
 }
 
 func oracleParseRequest(body []byte, maxDepth int) jsonrpc.Call {
+	if !utf8.Valid(body) {
+		return jsonrpc.Call{Err: jsonrpc.ErrInvalidUTF8, ID: oracleNullID}
+	}
 	if err := oracleCheckDepth(body, maxDepth); err != nil {
 		return jsonrpc.Call{Err: err, ID: oracleNullID}
 	}

@@ -1,6 +1,6 @@
 package matcher
 
-import "strings"
+import "github.com/elara-gateway/elara/methods"
 
 // Family describes one kind of subscription: how it is opened and closed.
 type Family struct {
@@ -27,47 +27,10 @@ type Family struct {
 	Notification string
 }
 
-// entry pairs a subscribe method with the method that ends it; an entry
-// without subscribe only names another method that ends the family's
-// subscriptions (a client-side alias).
-type entry struct {
-	subscribe, unsubscribe, family string
-}
-
-// The subscription methods Substrate, polkadot-sdk and Frontier nodes
-// serve, with their legacy aliases.
-var known = []entry{
-	{"chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "newHeads"},
-	{"chain_subscribeNewHead", "chain_unsubscribeNewHead", "newHeads"},
-	{"subscribe_newHead", "unsubscribe_newHead", "newHeads"},
-	{"chain_subscribeAllHeads", "chain_unsubscribeAllHeads", "allHeads"},
-	{"chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads", "finalizedHeads"},
-	{"chain_subscribeFinalisedHeads", "chain_unsubscribeFinalisedHeads", "finalizedHeads"},
-	{"state_subscribeRuntimeVersion", "state_unsubscribeRuntimeVersion", "runtimeVersion"},
-	{"chain_subscribeRuntimeVersion", "chain_unsubscribeRuntimeVersion", "runtimeVersion"},
-	{"state_subscribeStorage", "state_unsubscribeStorage", "storage"},
-	{"grandpa_subscribeJustifications", "grandpa_unsubscribeJustifications", "grandpaJustifications"},
-	{"beefy_subscribeJustifications", "beefy_unsubscribeJustifications", "beefyJustifications"},
-	{"author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "extrinsic"},
-	{"transactionWatch_v1_submitAndWatch", "transactionWatch_v1_unwatch", "transactionWatch"},
-	{"transactionWatch_unstable_submitAndWatch", "transactionWatch_unstable_unwatch", "transactionWatchUnstable"},
-	{"chainHead_v1_follow", "chainHead_v1_unfollow", "chainHead"},
-	{"chainHead_unstable_follow", "chainHead_unstable_unfollow", "chainHeadUnstable"},
-	// The archive methods that answer with notifications. polkadot-sdk
-	// names the stop of storageDiff <method>_stopStorageDiff; the spec
-	// names it archive_*_stopStorageDiff, accepted from clients as well.
-	{"archive_v1_storage", "archive_v1_stopStorage", "archiveStorage"},
-	{"archive_v1_storageDiff", "archive_v1_storageDiff_stopStorageDiff", "archiveStorageDiff"},
-	{"", "archive_v1_stopStorageDiff", "archiveStorageDiff"},
-	{"archive_unstable_storageDiff", "archive_unstable_storageDiff_stopStorageDiff", "archiveStorageDiffUnstable"},
-	{"", "archive_unstable_stopStorageDiff", "archiveStorageDiffUnstable"},
-	{"eth_subscribe", "eth_unsubscribe", "eth"},
-}
-
+// families add what the matcher does with each subscription family of
+// the catalogue (package methods) to the methods that open and end it.
 var (
-	bySubscribe   = map[string]entry{}
-	byUnsubscribe = map[string]entry{}
-	families      = map[string]Family{
+	families = map[string]Family{
 		"newHeads":              {Resumable: true, Shared: true, Subscribe: "chain_subscribeNewHeads", Unsubscribe: "chain_unsubscribeNewHeads"},
 		"allHeads":              {Resumable: true, Shared: true, Subscribe: "chain_subscribeAllHeads", Unsubscribe: "chain_unsubscribeAllHeads"},
 		"finalizedHeads":        {Resumable: true, Shared: true, Subscribe: "chain_subscribeFinalizedHeads", Unsubscribe: "chain_unsubscribeFinalizedHeads"},
@@ -98,25 +61,16 @@ var (
 	}
 )
 
-func init() {
-	for _, e := range known {
-		if e.subscribe != "" {
-			bySubscribe[e.subscribe] = e
-		}
-		byUnsubscribe[e.unsubscribe] = e
-	}
-}
-
 // LookupSubscribe reports whether method opens a subscription, and how.
 func LookupSubscribe(method string) (Family, bool) {
-	e, ok := bySubscribe[method]
+	e, ok := methods.LookupSubscribe(method)
 	if !ok {
 		return Family{}, false
 	}
-	f := families[e.family]
-	f.Name = e.family
+	f := families[e.Family]
+	f.Name = e.Family
 	if !f.Shared {
-		f.Subscribe, f.Unsubscribe = e.subscribe, e.unsubscribe
+		f.Subscribe, f.Unsubscribe = e.Subscribe, e.Unsubscribe
 	}
 	return f, true
 }
@@ -124,32 +78,11 @@ func LookupSubscribe(method string) (Family, bool) {
 // LookupUnsubscribe reports whether method closes a subscription, and
 // the family it closes.
 func LookupUnsubscribe(method string) (family string, ok bool) {
-	e, ok := byUnsubscribe[method]
-	return e.family, ok
+	e, ok := methods.LookupUnsubscribe(method)
+	return e.Family, ok
 }
 
 // IsSubscriptionMethod reports whether method opens or closes a
 // subscription, including chain-specific ones that follow Substrate's
 // naming (`x_subscribeY` / `x_unsubscribeY`).
-func IsSubscriptionMethod(method string) bool {
-	if _, ok := bySubscribe[method]; ok {
-		return true
-	}
-	if _, ok := byUnsubscribe[method]; ok {
-		return true
-	}
-	_, name, ok := strings.Cut(method, "_")
-	return ok && (strings.HasPrefix(name, "subscribe") || strings.HasPrefix(name, "unsubscribe"))
-}
-
-// Methods lists every subscribe and unsubscribe method the gateway knows.
-func Methods() []string {
-	out := make([]string, 0, 2*len(known))
-	for _, e := range known {
-		if e.subscribe != "" {
-			out = append(out, e.subscribe)
-		}
-		out = append(out, e.unsubscribe)
-	}
-	return out
-}
+func IsSubscriptionMethod(method string) bool { return methods.IsSubscription(method) }

@@ -3,6 +3,8 @@ package matcher
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/elara-gateway/elara/methods"
 )
 
 func TestLookupSubscribe(t *testing.T) {
@@ -125,19 +127,23 @@ func TestUnsubscribeMethods(t *testing.T) {
 		}
 	}
 	opened := map[string]bool{}
-	for m := range bySubscribe {
+	for _, e := range methods.Subscriptions() {
+		m := e.Subscribe
+		if m == "" {
+			continue
+		}
 		f, _ := LookupSubscribe(m)
 		opened[f.Name] = true
 		if fam, ok := LookupUnsubscribe(f.Unsubscribe); !ok || fam != f.Name {
 			t.Errorf("%s: upstream unsubscribe %s closes %q", m, f.Unsubscribe, fam)
 		}
 	}
-	for m, e := range byUnsubscribe {
-		if !opened[e.family] {
-			t.Errorf("%s closes family %q that nothing opens", m, e.family)
+	for _, e := range methods.Subscriptions() {
+		if !opened[e.Family] {
+			t.Errorf("%s closes family %q that nothing opens", e.Unsubscribe, e.Family)
 		}
 	}
-	if _, ok := bySubscribe[""]; ok {
+	if _, ok := methods.LookupSubscribe(""); ok {
 		t.Error("an unsubscribe-only alias was registered as a subscribe method")
 	}
 }

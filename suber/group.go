@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/elara-gateway/elara/methods"
 )
 
 // ErrNoReadyNode means every node of the chain is down, syncing, lagging
@@ -195,8 +196,10 @@ func (g *Group) pick(ctx context.Context, want func(*Node) bool, skip *Node) (*N
 func anyNode(*Node) bool { return true }
 
 // Call sends a request to a ready node. A read that loses its connection
-// mid-flight is retried once on another ready node; writes never are, as
-// the first node may have acted on them.
+// mid-flight is retried once on another ready node, or, with none, on
+// another connection of the same node: a connection dropped because of
+// someone else's call must not cost this one. Writes are never retried,
+// as the first node may have acted on them.
 func (g *Group) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 	n, err := g.pick(ctx, anyNode, nil)
 	if err != nil {
@@ -204,9 +207,14 @@ func (g *Group) Call(ctx context.Context, method string, params json.RawMessage)
 	}
 	result, err := n.Call(ctx, method, params)
 	if err != nil && errors.Is(err, ErrConnectionLost) && ctx.Err() == nil && !IsWrite(method) {
-		if other, perr := g.pick(ctx, anyNode, n); perr == nil {
-			return other.Call(ctx, method, params)
+		other, perr := g.pick(ctx, anyNode, n)
+		if perr != nil {
+			if !n.Connected() {
+				return result, err
+			}
+			other = n
 		}
+		return other.Call(ctx, method, params)
 	}
 	return result, err
 }
@@ -243,12 +251,6 @@ func (g *Group) anySubscriptions() bool {
 	return false
 }
 
-// IsWrite reports whether a method may change state on the node (submit
+// IsWrite reports whether method may change state on the node (submit
 // a transaction, say): such calls are never retried on another node.
-func IsWrite(method string) bool {
-	return strings.HasPrefix(method, "author_") ||
-		strings.HasPrefix(method, "transaction") ||
-		strings.HasPrefix(method, "eth_send") ||
-		strings.Contains(method, "submit") ||
-		strings.Contains(method, "broadcast")
-}
+func IsWrite(method string) bool { return methods.IsWrite(method) }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -86,8 +87,18 @@ func (c *wsConn) readLoop() {
 	// gorilla's default ping handler answers pings with pongs from here.
 	c.ws.SetReadLimit(maxRequestSize)
 	for {
-		_, data, err := c.ws.ReadMessage()
+		kind, data, err := c.ws.ReadMessage()
 		if err != nil {
+			return
+		}
+		// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+		// connection. jsonrpsee (polkadot-sdk's server) closes with 1007,
+		// and every call in flight on the connection is lost with it.
+		if kind == websocket.TextMessage && !utf8.Valid(data) {
+			c.n.invalidFrames.Add(1)
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8"),
+				time.Now().Add(time.Second))
 			return
 		}
 		c.n.handleWS(c, data)

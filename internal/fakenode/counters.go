@@ -79,3 +79,12 @@ func (n *Node) Connections() int {
 	defer n.connMu.Unlock()
 	return len(n.conns)
 }
+
+// ConnectionsAccepted returns how many WebSocket connections the node has
+// accepted since it started: a gateway that lost connections and dialled
+// again shows more than it keeps open.
+func (n *Node) ConnectionsAccepted() int { return int(n.accepted.Load()) }
+
+// InvalidFrames returns how many connections the node closed with 1007
+// because a text frame was not valid UTF-8.
+func (n *Node) InvalidFrames() int { return int(n.invalidFrames.Load()) }

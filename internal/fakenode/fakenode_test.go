@@ -3,6 +3,7 @@ package fakenode
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -1338,5 +1339,38 @@ func BenchmarkHTTPCall(b *testing.B) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// A text frame that is not UTF-8 fails the connection with 1007, as
+// jsonrpsee does; binary frames and valid text keep it open.
+func TestInvalidUTF8ClosesConnection(t *testing.T) {
+	n := Start(t)
+	conn, _, err := websocket.DefaultDialer.Dial(n.URL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(requestJSON(1, "system_name"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := conn.ReadMessage(); err != nil {
+		t.Fatalf("valid frame: %v", err)
+	}
+	if n.InvalidFrames() != 0 || n.ConnectionsAccepted() != 1 {
+		t.Fatalf("before: invalid %d accepted %d", n.InvalidFrames(), n.ConnectionsAccepted())
+	}
+	bad := "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"system_name\",\"params\":[\"\xff\"]}"
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(bad)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseInvalidFramePayloadData {
+		t.Fatalf("after an invalid frame: %v, want close 1007", err)
+	}
+	if n.InvalidFrames() != 1 {
+		t.Fatalf("InvalidFrames = %d", n.InvalidFrames())
 	}
 }

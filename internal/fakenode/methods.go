@@ -129,6 +129,9 @@ func init() {
 		"chainSpec_v1_properties":  constant(propertiesJSON),
 		"transaction_v1_broadcast": (*Node).rpcTransactionBroadcast,
 		"transaction_v1_stop":      (*Node).rpcTransactionStop,
+		// The unstable names older polkadot-sdk nodes serve.
+		"transaction_unstable_broadcast": (*Node).rpcTransactionBroadcast,
+		"transaction_unstable_stop":      (*Node).rpcTransactionStop,
 
 		// dev
 		"dev_newBlock":      func(n *Node, _ params) (any, *Error) { return n.chain.NewBlockFinalized().Hash, nil },

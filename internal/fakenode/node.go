@@ -70,10 +70,13 @@ type Node struct {
 	viewBest      atomic.Pointer[block]
 	viewFinalized atomic.Pointer[block]
 
-	faults     faultState
-	stats      counters
-	handlersMu sync.Mutex
-	handlers   atomic.Pointer[map[string]HandlerFunc]
+	faults faultState
+	stats  counters
+	// accepted counts WebSocket connections ever registered, and
+	// invalidFrames those closed for a text frame that is not UTF-8.
+	accepted, invalidFrames atomic.Int64
+	handlersMu              sync.Mutex
+	handlers                atomic.Pointer[map[string]HandlerFunc]
 
 	syncing  atomic.Bool
 	peers    atomic.Int64
@@ -285,6 +288,7 @@ func (n *Node) addConn(g *generation, c *wsConn) bool {
 	default:
 	}
 	n.conns[c] = struct{}{}
+	n.accepted.Add(1)
 	return true
 }
 
