@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,6 +96,11 @@ type Access struct {
 	// subject and limit: a client hammering a limit would flood handlers.
 	eventRate *limits.RateLimiter
 	log       *zap.Logger
+
+	// statuses are the last statuses seen, to tell a resumed project.
+	smu      sync.Mutex
+	statuses map[string]projects.Status
+	unwatch  func()
 }
 
 // Store is the project store.
@@ -168,11 +174,30 @@ func (x *Access) Suspend(p projects.Project, ex *limits.Exceeded) {
 	}()
 }
 
-// Resumed emits elara.project_resumed.
-func (x *Access) Resumed(p *projects.Project) {
-	if x.events != nil {
-		x.events.Emit(x.ctx, "elara.project_resumed", map[string]any{"project": p.ID, "owner": p.Owner})
+// watch follows the store to emit elara.project_resumed when a
+// suspended or disabled project is made active again.
+func (x *Access) watch() {
+	x.statuses = make(map[string]projects.Status)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	all, _ := x.shared.store.List(ctx, projects.Filter{})
+	cancel()
+	for _, p := range all {
+		x.statuses[p.ID] = p.Status
 	}
+	x.unwatch = x.shared.store.Watch(func(c projects.Change) {
+		x.smu.Lock()
+		prev, had := x.statuses[c.ID]
+		if c.Project == nil {
+			delete(x.statuses, c.ID)
+		} else {
+			x.statuses[c.ID] = c.Project.Status
+		}
+		x.smu.Unlock()
+		if c.Project != nil && had && prev != projects.Active && c.Project.Status == projects.Active && x.events != nil {
+			data := map[string]any{"project": c.ID, "owner": c.Project.Owner, "was": string(prev)}
+			go x.events.Emit(x.ctx, "elara.project_resumed", data) // Watch callbacks must not block
+		}
+	})
 }
 
 // Refusal reasons, the label values of elara_calls_refused_total.
@@ -308,6 +333,7 @@ func (a *App) provisionAccess(ctx caddy.Context) error {
 	x.shared = sh
 	x.Enforcer = limits.NewEnforcer(sh.rate, sh.counters)
 	x.Enforcer.FailClosed = pc.RedisDown == RedisDownClosed
+	x.watch()
 	a.access = x
 	a.accessKey = key
 	return nil
@@ -350,6 +376,9 @@ func (a *App) stopAccess() {
 }
 
 func (a *App) cleanupAccess() {
+	if a.access != nil && a.access.unwatch != nil {
+		a.access.unwatch()
+	}
 	if a.accessKey != "" {
 		_, _ = accessPool.Delete(a.accessKey)
 		a.accessKey, a.access = "", nil

@@ -18,6 +18,10 @@ import (
 type answer struct {
 	reply []byte
 	after func()
+	// status and retryAfter are set on calls refused by access checks,
+	// for the HTTP answer (see refusalStatus).
+	status     int
+	retryAfter int64
 }
 
 // call serves one parsed entry. sess is nil for HTTP clients.

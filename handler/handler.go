@@ -74,6 +74,8 @@ type Handler struct {
 
 	upgrader *websocket.Upgrader
 	sessions *sessionSet
+	// unwatch stops following project changes.
+	unwatch func()
 }
 
 // sessionSet tracks the handler's open WebSocket sessions.
@@ -154,6 +156,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.WSCompression = &on
 	}
 	h.upgrader = h.newUpgrader()
+	h.watchProjects()
 	return nil
 }
 
@@ -183,6 +186,9 @@ func (h *Handler) Validate() error {
 // connections are invisible to Caddy's own shutdown. Clients see close
 // code 1012 (service restart) and reconnect to the new config.
 func (h *Handler) Cleanup() error {
+	if h.unwatch != nil {
+		h.unwatch()
+	}
 	set := h.sessions
 	if set == nil {
 		return nil
@@ -237,6 +243,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		}
 		return serveHealth(w, r, rt.chain)
 	}
+	if ok, err := h.admitRequest(w, r, &rt); !ok {
+		return err
+	}
+	if rt.acc != nil && rt.acc.release != nil {
+		defer rt.acc.release()
+	}
 	if isWebSocketUpgrade(r) {
 		return h.serveWebSocket(w, r, rt)
 	}
@@ -265,6 +277,8 @@ type route struct {
 	health  bool
 	// clientIP is the client's address as Caddy sees it, for log lines.
 	clientIP string
+	// acc is what the access checks granted; nil without projects.
+	acc *grant
 }
 
 // logFields name the route on the handler's log lines.

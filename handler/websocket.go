@@ -167,6 +167,7 @@ func (s *wsSession) Send(frame []byte) bool {
 	}
 	s.out = append(s.out, frame)
 	s.qmu.Unlock()
+	s.rt.acc.countSent(len(frame))
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -340,7 +341,7 @@ func (s *wsSession) handleMessage(data []byte) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answers[i] = s.h.call(s.ctx, s.rt, s, c)
+				answers[i] = s.h.serve(s.ctx, s.rt, s, c)
 			}()
 		}
 		wg.Wait()
@@ -354,7 +355,7 @@ func (s *wsSession) handleMessage(data []byte) {
 		}
 		return
 	}
-	a := s.h.call(s.ctx, s.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
+	a := s.h.serve(s.ctx, s.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
 	if a.reply != nil {
 		s.Send(a.reply)
 	}
