@@ -103,6 +103,8 @@ type Access struct {
 	unwatch  func()
 }
 
+func (x *Access) now() time.Time { return time.Now() }
+
 // Store is the project store.
 func (x *Access) Store() projects.Store { return x.shared.store }
 
