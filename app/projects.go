@@ -126,10 +126,11 @@ func (x *Access) Subject(p *projects.Project, ip string) limits.Subject {
 		OwnerRequestsPerDay: plan.OwnerRequestsPerDay, OwnerBytesPerDay: plan.OwnerBytesPerDay}
 }
 
-// Limited reports whether s has any limit to check: unlimited public
-// calls skip the enforcer.
-func Limited(s limits.Subject) bool {
-	return s.Limits != (limits.Limits{}) || s.OwnerRequestsPerDay > 0 || s.OwnerBytesPerDay > 0
+// Counted reports whether calls of s go through the enforcer: every
+// project's are (its usage is metered even on a plan without limits);
+// public calls only under a plan with limits.
+func Counted(s limits.Subject) bool {
+	return s.Project != "" || s.Limits != (limits.Limits{}) || s.OwnerRequestsPerDay > 0 || s.OwnerBytesPerDay > 0
 }
 
 // Refused counts a refused call by reason (a fixed set: see

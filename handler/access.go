@@ -198,7 +198,7 @@ func (h *Handler) serve(ctx context.Context, rt route, sess *wsSession, c jsonrp
 // daily bytes (WebSocket frames are counted as they are queued, with
 // notifications).
 func (h *Handler) observeCall(rt route, sess *wsSession, info *CallInfo) {
-	if sess == nil && info.BytesOut > 0 && app.Limited(rt.acc.subject) {
+	if sess == nil && info.BytesOut > 0 && app.Counted(rt.acc.subject) {
 		rt.acc.x.Enforcer.AddBytes(rt.acc.subject, int64(info.BytesOut))
 	}
 }
@@ -206,7 +206,7 @@ func (h *Handler) observeCall(rt route, sess *wsSession, info *CallInfo) {
 // countSent counts a frame queued for a WebSocket client toward the
 // daily bytes.
 func (g *grant) countSent(n int) {
-	if g != nil && app.Limited(g.subject) {
+	if g != nil && app.Counted(g.subject) {
 		g.x.Enforcer.AddBytes(g.subject, int64(n))
 	}
 }
@@ -250,7 +250,7 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 			return refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex)), true
 		}
 	}
-	if !app.Limited(subject) {
+	if !app.Counted(subject) {
 		return answer{}, false
 	}
 	ex, err := g.x.Enforcer.Admit(ctx, subject)

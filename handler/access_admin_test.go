@@ -1,12 +1,16 @@
 package handler_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
 
 	"github.com/elara-gateway/elara/internal/fakenode"
 	"github.com/elara-gateway/elara/internal/testgw"
@@ -121,5 +125,63 @@ func TestAccessAdminAPI(t *testing.T) {
 	}
 	if resp, b := postRaw(t, gw.HTTP("/dev/"+p.ID), chainCall, nil); resp.StatusCode != 404 {
 		t.Fatalf("deleted: %d %s", resp.StatusCode, b)
+	}
+}
+
+// runElaraCommand runs `caddy elara <args>` in process.
+func runElaraCommand(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	c, ok := caddycmd.Commands()["elara"]
+	if !ok {
+		t.Fatal("the elara command is not registered")
+	}
+	cmd := &cobra.Command{Use: "elara", SilenceUsage: true, SilenceErrors: true}
+	c.CobraFunc(cmd)
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestAccessCommand(t *testing.T) {
+	gw, admin := startAccessAdmin(t)
+	addr := strings.TrimPrefix(admin, "http://")
+	out, err := runElaraCommand(t, "project", "add", "--name", "wallet", "--owner", "acme", "--plan", "free", "--address", addr)
+	if err != nil {
+		t.Fatalf("add: %v %s", err, out)
+	}
+	var id, secret string
+	if _, err := fmt.Sscanf(out, "id %s\nsecret %s\n", &id, &secret); err != nil || !projects.ValidID(id) || !projects.ValidID(secret) {
+		t.Fatalf("add printed %q", out)
+	}
+	if resp, b := postRaw(t, gw.HTTP("/dev/"+id), chainCall, nil); resp.StatusCode != 200 {
+		t.Fatalf("new project: %d %s", resp.StatusCode, b)
+	}
+	steps := []struct {
+		args   []string
+		want   string
+		status int // of a call through the project afterwards
+	}{
+		{[]string{"list", "--owner", "acme"}, id, 200},
+		{[]string{"show", id}, `"requests": 2`, 200}, // two calls so far
+		{[]string{"disable", id}, "disabled", 403},
+		{[]string{"list", "--status", "disabled"}, "wallet", 403},
+		{[]string{"enable", id}, "active", 200},
+		{[]string{"delete", id}, "deleted", 404},
+	}
+	for _, s := range steps {
+		out, err := runElaraCommand(t, append(append([]string{"project"}, s.args...), "--address", addr)...)
+		if err != nil || !strings.Contains(out, s.want) {
+			t.Fatalf("%v: %v %q, want %q", s.args, err, out, s.want)
+		}
+		if resp, b := postRaw(t, gw.HTTP("/dev/"+id), chainCall, nil); resp.StatusCode != s.status {
+			t.Fatalf("after %v: %d %s", s.args, resp.StatusCode, b)
+		}
+	}
+	if out, err := runElaraCommand(t, "project", "add", "--name", "x", "--plan", "platinum", "--address", addr); err == nil ||
+		!strings.Contains(err.Error(), "unknown plan") {
+		t.Fatalf("unknown plan: %v %s", err, out)
 	}
 }
