@@ -42,15 +42,16 @@ type App struct {
 	// served without limits.
 	Projects *ProjectsConfig `json:"projects,omitempty"`
 
-	cache     *cacheState
-	redis     redis.UniversalClient
-	redisKey  string
-	access    *Access
-	accessKey string
-	chains    map[string]*Chain
-	nodeKeys  []string
-	keys      []string
-	log       *zap.Logger
+	cache           *cacheState
+	redis           redis.UniversalClient
+	redisKey        string
+	access          *Access
+	accessKey       string
+	projectStoreKey string
+	chains          map[string]*Chain
+	nodeKeys        []string
+	keys            []string
+	log             *zap.Logger
 }
 
 // ChainConfig configures one chain.

@@ -60,22 +60,33 @@ const (
 // counts of the day must not start over.
 var accessPool = caddy.NewUsagePool()
 
-// accessShared is what outlives a config: the store, the counters, the
-// rate limiters and the connection counts.
-type accessShared struct {
-	store    projects.Store
-	counters *limits.Counters
-	rate     limits.Rater
-	conns    *limits.Conns
+// projectStorePool keeps project stores by what they open.
+var projectStorePool = caddy.NewUsagePool()
+
+// projectStore is a store shared by the configs that open the same bolt
+// file or Redis keys.
+type projectStore struct {
+	projects.Store
+	bolt *projects.BoltStore // nil for Redis
 	// plans are the plans of the config loaded last, for validating
 	// projects written through the store.
 	plans atomic.Pointer[limits.Plans]
 }
 
-func (s *accessShared) Destruct() error {
-	err := s.counters.Close()
-	return errors.Join(err, s.store.Close())
+func (s *projectStore) Destruct() error { return s.Close() }
+
+// accessShared is what outlives a config with the same settings: the
+// counters, the rate limiters and the connection counts.
+type accessShared struct {
+	store    projects.Store
+	counters *limits.Counters
+	rate     limits.Rater
+	conns    *limits.Conns
 }
+
+// Destruct flushes the counters; the store is released on its own,
+// after them (Cleanup order).
+func (s *accessShared) Destruct() error { return s.counters.Close() }
 
 // Access is the running projects and limits of a config, as the handler
 // and the admin API use them.
@@ -286,6 +297,12 @@ func (a *App) provisionAccess(ctx caddy.Context) error {
 	if ev, err := ctx.App("events"); err == nil {
 		x.events, _ = ev.(*caddyevents.App)
 	}
+	// The store is keyed by what it opens (a bolt file can be opened once
+	// per process), the counters and rate limiters by every setting.
+	storeKey := "bolt\x00" + pc.Dir
+	if pc.Store == ProjectsStoreRedis {
+		storeKey = "redis\x00" + a.redisKey + "\x00" + pc.Prefix
+	}
 	keyJSON, err := json.Marshal(struct {
 		P *ProjectsConfig
 		R string
@@ -295,44 +312,54 @@ func (a *App) provisionAccess(ctx caddy.Context) error {
 	}
 	key := string(keyJSON)
 	log := x.log
-	val, _, err := accessPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		sh := &accessShared{conns: limits.NewConns()}
-		sh.plans.Store(&plans)
-		known := func(name string) bool { return (*sh.plans.Load()).Has(name) }
-		copts := limits.CountersOptions{Days: limits.NewDays(loc), Logger: log}
-		switch pc.Store {
-		case ProjectsStoreRedis:
+	sval, _, err := projectStorePool.LoadOrNew(storeKey, func() (caddy.Destructor, error) {
+		ps := &projectStore{}
+		ps.plans.Store(&plans)
+		known := func(name string) bool { return (*ps.plans.Load()).Has(name) }
+		if pc.Store == ProjectsStoreRedis {
 			ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			st, err := projects.NewRedisStore(ictx, a.redis, projects.RedisOptions{Prefix: pc.Prefix, KnownPlan: known, Logger: log})
 			if err != nil {
 				return nil, err
 			}
-			sh.store = st
-			sh.counters = limits.NewCounters(limits.NewRedisCounters(a.redis, pc.Prefix), copts)
-			sh.rate = limits.NewSharedRateLimiter(a.redis, limits.SharedRateOptions{
-				Prefix: pc.Prefix, FailClosed: pc.RedisDown == RedisDownClosed, Logger: log})
-		default:
-			st, err := projects.OpenBolt(pc.Dir, projects.BoltOptions{KnownPlan: known})
-			if err != nil {
-				return nil, err
-			}
-			backend, err := limits.NewBoltCounters(st.DB())
-			if err != nil {
-				_ = st.Close()
-				return nil, err
-			}
-			sh.store = st
-			sh.counters = limits.NewCounters(backend, copts)
-			sh.rate = limits.Local(limits.NewRateLimiter(0, nil))
+			ps.Store = st
+			return ps, nil
 		}
-		return sh, nil
+		st, err := projects.OpenBolt(pc.Dir, projects.BoltOptions{KnownPlan: known})
+		if err != nil {
+			return nil, err
+		}
+		ps.Store, ps.bolt = st, st
+		return ps, nil
 	})
 	if err != nil {
 		return fmt.Errorf("projects store: %w", err)
 	}
+	a.projectStoreKey = storeKey
+	ps := sval.(*projectStore)
+	ps.plans.Store(&plans)
+	val, _, err := accessPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		sh := &accessShared{store: ps.Store, conns: limits.NewConns()}
+		copts := limits.CountersOptions{Days: limits.NewDays(loc), Logger: log}
+		if pc.Store == ProjectsStoreRedis {
+			sh.counters = limits.NewCounters(limits.NewRedisCounters(a.redis, pc.Prefix), copts)
+			sh.rate = limits.NewSharedRateLimiter(a.redis, limits.SharedRateOptions{
+				Prefix: pc.Prefix, FailClosed: pc.RedisDown == RedisDownClosed, Logger: log})
+			return sh, nil
+		}
+		backend, err := limits.NewBoltCounters(ps.bolt.DB()) // same file: opened once
+		if err != nil {
+			return nil, err
+		}
+		sh.counters = limits.NewCounters(backend, copts)
+		sh.rate = limits.Local(limits.NewRateLimiter(0, nil))
+		return sh, nil
+	})
+	if err != nil {
+		return fmt.Errorf("projects limits: %w", err)
+	}
 	sh := val.(*accessShared)
-	sh.plans.Store(&plans)
 	x.shared = sh
 	x.Enforcer = limits.NewEnforcer(sh.rate, sh.counters)
 	x.Enforcer.FailClosed = pc.RedisDown == RedisDownClosed
@@ -385,6 +412,10 @@ func (a *App) cleanupAccess() {
 	if a.accessKey != "" {
 		_, _ = accessPool.Delete(a.accessKey)
 		a.accessKey, a.access = "", nil
+	}
+	if a.projectStoreKey != "" {
+		_, _ = projectStorePool.Delete(a.projectStoreKey)
+		a.projectStoreKey = ""
 	}
 }
 

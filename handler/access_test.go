@@ -382,3 +382,41 @@ func TestAccessBoltAcrossRestart(t *testing.T) {
 		t.Fatalf("the day's count should survive the restart: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A config reload keeps the store (bbolt allows one opener per process)
+// and the day's counts, and applies changed plans at once.
+func TestAccessReloadKeepsStoreAndCounts(t *testing.T) {
+	node := fakenode.Start(t)
+	dir := t.TempDir()
+	global := func(daily int, zone string) string {
+		return chainBlock("dev", testChainOpts, node.URL()) + strings.Replace(accessPlans, "requests_per_day 3", fmt.Sprintf("requests_per_day %d", daily), 1) +
+			fmt.Sprintf("\t\tprojects {\n\t\t\tdir %s\n\t\t\ttime_zone %s\n\t\t}\n", dir, zone)
+	}
+	gw := testgw.Start(t, global(3, "UTC"), "\telara_rpc")
+	p := createProject(t, app.CurrentAccess(), projects.CreateRequest{Plan: "daily"})
+	url := gw.HTTP("/dev/" + p.ID)
+	for range 2 {
+		if resp, body := postRaw(t, url, chainCall, nil); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	start := time.Now()
+	testgw.Load(t, gw.Caddyfile(global(4, "UTC"), "\telara_rpc"))
+	if time.Since(start) > 3*time.Second {
+		t.Fatal("the reload waited for the bolt file lock")
+	}
+	for i := range 2 {
+		if resp, body := postRaw(t, url, chainCall, nil); resp.StatusCode != 200 {
+			t.Fatalf("call %d after the reload, plan raised to 4: %d %s", i+3, resp.StatusCode, body)
+		}
+	}
+	if resp, body := postRaw(t, url, chainCall, nil); resp.StatusCode != 429 {
+		t.Fatalf("fifth call of the day: %d %s", resp.StatusCode, body)
+	}
+	// A reload that changes the day's settings opens new counters on
+	// the same file.
+	testgw.Load(t, gw.Caddyfile(global(10, "UTC+8"), "\telara_rpc"))
+	if _, ok := app.CurrentAccess().Store().Lookup(p.ID); !ok {
+		t.Fatal("project lost across a reload")
+	}
+}
