@@ -32,7 +32,7 @@ const projectsCaddyfile = `{
 		}
 		plan tight {
 			requests_per_second 5
-			burst 5
+			burst 20
 		}
 		plan shared {
 			requests_per_second 20
@@ -104,9 +104,11 @@ func TestProjectsWithPolkadotJS(t *testing.T) {
 	if !r.OK {
 		t.Fatalf("script failed: %s\nstderr:\n%s", r.Error, truncate(stderr.String(), 3000))
 	}
-	if r.Chain == "" || r.Served < 1 || r.Served > 8 || len(r.Refused) < 32 {
-		t.Fatalf("40 calls at once with burst 5: %d served, %d refused (chain %q)", r.Served, len(r.Refused), r.Chain)
+	if r.Chain == "" || r.Served < 15 || r.Served > 26 || len(r.Refused) < 14 {
+		t.Fatalf("40 calls at once with burst 20: %d served, %d refused (chain %q)", r.Served, len(r.Refused), r.Chain)
 	}
+	t.Logf("40 calls at once: %d served, %d refused (%s); disabled: closed %d %q after %d ms", r.Served, len(r.Refused),
+		truncate(r.Refused[0], 200), r.CloseCode, r.CloseReason, r.CloseMs)
 	for _, msg := range r.Refused {
 		if !strings.Contains(msg, "-32029") || !strings.Contains(msg, "requests_per_second") {
 			t.Fatalf("polkadot.js surfaced %q, want -32029 naming requests_per_second", msg)
