@@ -219,4 +219,3 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
