@@ -171,9 +171,11 @@ func (h *Handler) serve(ctx context.Context, rt route, sess *wsSession, c jsonrp
 	if sess != nil {
 		info.Transport = TransportWS
 	}
+	id := c.ID
 	if c.Request != nil {
 		info.Method = c.Request.Method
 		info.BytesIn = len(c.Request.Params)
+		id = c.Request.ID
 	}
 	start := time.Now()
 	a, refused := h.admitCall(ctx, rt, sess, c)
@@ -185,7 +187,7 @@ func (h *Handler) serve(ctx context.Context, rt route, sess *wsSession, c jsonrp
 	switch {
 	case refused:
 		info.Outcome = "refused"
-	case a.reply != nil && isErrorReply(a.reply):
+	case a.reply != nil && isErrorReply(a.reply, id):
 		info.Outcome = "error"
 	default:
 		info.Outcome = "ok"
@@ -377,10 +379,16 @@ func (h *Handler) closeProject(id, reason string) {
 }
 
 // isErrorReply reports whether a reply built by jsonrpc.AppendError or
-// AppendResult is an error: the member after the id (which cannot hold
-// an unescaped quote) says.
-func isErrorReply(b []byte) bool {
-	e := bytes.Index(b, []byte(`,"error":{`))
-	r := bytes.Index(b, []byte(`,"result":`))
-	return e >= 0 && (r < 0 || e < r)
+// AppendResult for id is an error: the member right after the id says,
+// without scanning the (possibly large) result.
+func isErrorReply(b []byte, id []byte) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"jsonrpc":"2.0","id":`))
+	if !ok {
+		return false
+	}
+	if len(id) == 0 {
+		id = []byte("null")
+	}
+	rest, ok = bytes.CutPrefix(rest, id)
+	return ok && bytes.HasPrefix(rest, []byte(`,"error":`))
 }
