@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +49,7 @@ func startAccess(t *testing.T, projectsBody string) (*testgw.Gateway, *app.Acces
 	dir := t.TempDir()
 	global := chainBlock("dev", testChainOpts, node.URL()) + accessPlans +
 		fmt.Sprintf("\t\tprojects {\n\t\t\tdir %s\n%s\n\t\t}\n", dir, projectsBody)
-	gw := testgw.Start(t, global, "\telara_rpc")
+	gw := testgw.Start(t, global, "\thandle /metrics {\n\t\tmetrics\n\t}\n\thandle {\n\t\telara_rpc\n\t}")
 	x := app.CurrentAccess()
 	if x == nil {
 		t.Fatal("no access running")
@@ -177,6 +179,20 @@ func TestAccessRefusesRequests(t *testing.T) {
 				t.Fatalf("websocket upgrade: %v %v, want status %d", err, wresp, tc.status)
 			}
 		})
+	}
+	// Each refusal was counted by reason, HTTP and WebSocket (the counter
+	// lives as long as the process: other tests add to it).
+	resp, err := noKeepAlive.Get(gw.HTTP("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := readAll(resp)
+	resp.Body.Close()
+	for _, reason := range []string{"unknown_project", "disabled", "suspended", "chain", "origin", "network", "public_off"} {
+		m := regexp.MustCompile(`elara_calls_refused_total\{reason="` + reason + `"\} (\d+)`).FindSubmatch(metrics)
+		if n := 0; m == nil || func() bool { n, _ = strconv.Atoi(string(m[1])); return n < 2 }() {
+			t.Errorf("metrics: %s refusals not counted (%q)", reason, m)
+		}
 	}
 }
 
