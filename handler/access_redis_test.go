@@ -1,8 +1,10 @@
 package handler_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +158,27 @@ func TestAccessRedisOutage(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Stopping Caddy (and reloading it) leaves no goroutine of projects or
+// limits behind: the store's follower, the counters' flusher, the
+// watchers.
+func TestAccessStopLeavesNoGoroutine(t *testing.T) {
+	r := cachertest.StartRedis(t)
+	gw, x := startRedisAccess(t, r, "")
+	p := createProject(t, x, projects.CreateRequest{Plan: "daily"})
+	c := testgw.Dial(t, gw.WS("/dev/"+p.ID))
+	if r := c.Call("system_chain", []any{}); r.Error != nil {
+		t.Fatal(string(r.Raw))
+	}
+	// A reload with other settings replaces the counters.
+	testgw.Load(t, gw.Caddyfile(chainBlock("dev", testChainOpts, fakenode.Start(t).URL())+accessPlans+
+		fmt.Sprintf("\t\tredis %s\n\t\tprojects {\n\t\t\ttime_zone UTC+8\n\t\t}\n", r.Addr), "\telara_rpc"))
+	stopCaddy(t)
+	waitFor(t, "no goroutine of projects or limits", func() bool {
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		return !bytes.Contains(buf, []byte("elara/limits.")) && !bytes.Contains(buf, []byte("elara/projects.")) &&
+			!bytes.Contains(buf, []byte("elara/handler.(*Handler).closeProject"))
+	})
 }
