@@ -39,6 +39,9 @@ const accessPlans = `
 			connections 1
 			subscriptions 1
 		}
+		plan team {
+			owner_requests_per_day 3
+		}
 `
 
 // startAccess runs a gateway with projects in a fresh bolt directory;
@@ -263,6 +266,31 @@ func TestAccessDailyLimitSuspends(t *testing.T) {
 	resp, body = postRaw(t, url, chainCall, nil)
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "suspended") {
 		t.Fatalf("suspended project: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A plan's owner cap counts all projects of one owner together; it
+// refuses them without suspending either.
+func TestAccessOwnerCap(t *testing.T) {
+	gw, x, _ := startAccess(t, "")
+	a := createProject(t, x, projects.CreateRequest{Plan: "team", Owner: "acme"})
+	b := createProject(t, x, projects.CreateRequest{Plan: "team", Owner: "acme"})
+	other := createProject(t, x, projects.CreateRequest{Plan: "team", Owner: "zeta"})
+	for _, id := range []string{a.ID, b.ID, a.ID} {
+		if resp, body := postRaw(t, gw.HTTP("/dev/"+id), chainCall, nil); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	resp, body := postRaw(t, gw.HTTP("/dev/"+b.ID), chainCall, nil)
+	if r := decodeErr(t, body); resp.StatusCode != 429 || r.Error == nil || r.Error.Data.Limit != limits.OwnerRequestsPerDay || r.Error.Data.Scope != limits.ScopeOwner {
+		t.Fatalf("fourth call of the owner: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := postRaw(t, gw.HTTP("/dev/"+other.ID), chainCall, nil); resp.StatusCode != 200 {
+		t.Fatalf("another owner: %d %s", resp.StatusCode, body)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if p, _ := x.Store().Lookup(b.ID); p.Status != projects.Active {
+		t.Fatalf("an owner cap suspended the project: %s", p.Status)
 	}
 }
 
