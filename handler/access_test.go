@@ -48,6 +48,12 @@ const accessPlans = `
 // projects is the body of the projects block.
 func startAccess(t *testing.T, projectsBody string) (*testgw.Gateway, *app.Access, string) {
 	t.Helper()
+	gw, x, dir, _ := startAccessNode(t, projectsBody)
+	return gw, x, dir
+}
+
+func startAccessNode(t *testing.T, projectsBody string) (*testgw.Gateway, *app.Access, string, *fakenode.Node) {
+	t.Helper()
 	node := fakenode.Start(t)
 	dir := t.TempDir()
 	global := chainBlock("dev", testChainOpts, node.URL()) + accessPlans +
@@ -57,7 +63,7 @@ func startAccess(t *testing.T, projectsBody string) (*testgw.Gateway, *app.Acces
 	if x == nil {
 		t.Fatal("no access running")
 	}
-	return gw, x, dir
+	return gw, x, dir, node
 }
 
 func createProject(t *testing.T, x *app.Access, req projects.CreateRequest) projects.Project {
@@ -310,6 +316,25 @@ func TestAccessBytesPerDay(t *testing.T) {
 		}
 	}
 	t.Fatal("50 answers never reached bytes_per_day 300")
+}
+
+// Notifications pushed to a project's WebSocket count toward its daily
+// bytes too.
+func TestAccessNotificationBytes(t *testing.T) {
+	gw, x, _, node := startAccessNode(t, "")
+	p := createProject(t, x, projects.CreateRequest{Plan: "bytes"})
+	c := testgw.Dial(t, gw.WS("/dev/"+p.ID))
+	c.Subscribe("chain_subscribeNewHeads", []any{})
+	got := 0
+	for got <= 300 {
+		node.Chain().NewBlock()
+		got += len(c.Next(5 * time.Second).Raw)
+	}
+	// The first call after the notifications: only they (and the
+	// subscription's reply) can have used the day's bytes.
+	if r := c.Call("system_chain", []any{}); r.ErrCode() != -32029 || !strings.Contains(string(r.Raw), "bytes_per_day") {
+		t.Fatalf("after %d bytes of notifications: %s", got, r.Raw)
+	}
 }
 
 // Public access under a plan: limits per client IP.
