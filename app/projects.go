@@ -108,6 +108,8 @@ type Access struct {
 	eventRate *limits.RateLimiter
 	log       *zap.Logger
 
+	suspending sync.Map // project ids being suspended
+
 	// statuses are the last statuses seen, to tell a resumed project.
 	smu      sync.Mutex
 	statuses map[string]projects.Status
@@ -169,7 +171,13 @@ func (x *Access) Refused(reason string, s limits.Subject, ex *limits.Exceeded) {
 // reached, off the caller's goroutine, and emits elara.project_suspended
 // if this call did it.
 func (x *Access) Suspend(p projects.Project, ex *limits.Exceeded) {
+	// One write per project at a time: every refused call until the
+	// suspension shows would otherwise start one.
+	if _, busy := x.suspending.LoadOrStore(p.ID, true); busy {
+		return
+	}
 	go func() {
+		defer x.suspending.Delete(p.ID)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		done, err := projects.Suspend(ctx, x.shared.store, p.ID, ex.ResetAt)
