@@ -219,3 +219,53 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// polkadot-api through /{chain}/{project}: over the rate its requests
+// reject with the -32029 error, and the same client goes on once the
+// rate allows.
+func TestProjectsWithPolkadotAPI(t *testing.T) {
+	n := realNode(t)
+	g := startGateway(t, n, projectsCaddyfile, map[string]string{"STORE": ""}, chainURLPath)
+	id := createProjectVia(t, g, "tight")
+	// polkadot-api rejects Chopsticks' genesis: one block first.
+	var made json.RawMessage
+	if err := rpcResult(n.httpURL(), "dev_newBlock", []any{map[string]any{"count": 1}}, &made); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "papi_limits.mjs", g.wsURL(chainURLPath+"/"+id))
+	cmd.Dir = testdataDir
+	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = childProcAttr()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
+	if !ok {
+		t.Fatalf("papi_limits.mjs printed no result (%v)\n%s\n%s", runErr, truncate(stdout.String(), 3000), truncate(stderr.String(), 3000))
+	}
+	var r struct {
+		OK      bool     `json:"ok"`
+		Error   string   `json:"error"`
+		Chain   string   `json:"chain"`
+		Served  int      `json:"served"`
+		Refused []string `json:"refused"`
+		After   string   `json:"after"`
+	}
+	if err := json.Unmarshal(line, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK {
+		t.Fatalf("script failed: %s\nstderr:\n%s", r.Error, truncate(stderr.String(), 3000))
+	}
+	if r.Served < 10 || r.Served > 26 || len(r.Refused) < 14 || r.After == "" {
+		t.Fatalf("40 requests at once with burst 20: %d served, %d refused, then %q", r.Served, len(r.Refused), r.After)
+	}
+	t.Logf("40 requests at once: %d served, %d refused (%s)", r.Served, len(r.Refused), truncate(r.Refused[0], 200))
+	for _, msg := range r.Refused {
+		if !strings.HasPrefix(msg, "-32029: ") || !strings.Contains(msg, "requests_per_second") {
+			t.Fatalf("polkadot-api surfaced %q, want the -32029 error naming requests_per_second", msg)
+		}
+	}
+}
