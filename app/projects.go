@@ -113,6 +113,7 @@ type Access struct {
 	// statuses are the last statuses seen, to tell a resumed project.
 	smu      sync.Mutex
 	statuses map[string]projects.Status
+	lapses   map[string]*time.Timer
 	unwatch  func()
 }
 
@@ -197,29 +198,75 @@ func (x *Access) Suspend(p projects.Project, ex *limits.Exceeded) {
 }
 
 // watch follows the store to emit elara.project_resumed when a
-// suspended or disabled project is made active again.
+// suspended or disabled project is made active again, or when a
+// suspension lapses at its reset (a timer per suspended project).
 func (x *Access) watch() {
 	x.statuses = make(map[string]projects.Status)
+	x.lapses = make(map[string]*time.Timer)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	all, _ := x.shared.store.List(ctx, projects.Filter{})
 	cancel()
-	for _, p := range all {
-		x.statuses[p.ID] = p.Status
+	x.smu.Lock()
+	for i := range all {
+		x.statuses[all[i].ID] = all[i].Status
+		x.scheduleLapse(&all[i])
 	}
+	x.smu.Unlock()
 	x.unwatch = x.shared.store.Watch(func(c projects.Change) {
 		x.smu.Lock()
 		prev, had := x.statuses[c.ID]
+		if t := x.lapses[c.ID]; t != nil {
+			t.Stop()
+			delete(x.lapses, c.ID)
+		}
 		if c.Project == nil {
 			delete(x.statuses, c.ID)
 		} else {
 			x.statuses[c.ID] = c.Project.Status
+			x.scheduleLapse(c.Project)
 		}
 		x.smu.Unlock()
-		if c.Project != nil && had && prev != projects.Active && c.Project.Status == projects.Active && x.events != nil {
-			data := map[string]any{"project": c.ID, "owner": c.Project.Owner, "was": string(prev)}
-			go x.events.Emit(x.ctx, "elara.project_resumed", data) // Watch callbacks must not block
+		if c.Project != nil && had && prev != projects.Active && c.Project.Status == projects.Active {
+			go x.resumed(c.ID, c.Project.Owner, prev) // Watch callbacks must not block
 		}
 	})
+}
+
+// scheduleLapse arms the timer of a suspended project's reset; x.smu is
+// held.
+func (x *Access) scheduleLapse(p *projects.Project) {
+	if p.Status != projects.Suspended || p.SuspendedUntil == nil || x.events == nil {
+		return
+	}
+	id, owner, until := p.ID, p.Owner, *p.SuspendedUntil
+	x.lapses[id] = time.AfterFunc(time.Until(until), func() {
+		x.smu.Lock()
+		defer x.smu.Unlock()
+		if x.lapses[id] == nil || x.statuses[id] != projects.Suspended {
+			return // changed or stopped meanwhile
+		}
+		delete(x.lapses, id)
+		go x.resumed(id, owner, projects.Suspended)
+	})
+}
+
+func (x *Access) resumed(id, owner string, was projects.Status) {
+	if x.events != nil {
+		x.events.Emit(x.ctx, "elara.project_resumed", map[string]any{"project": id, "owner": owner, "was": string(was)})
+	}
+}
+
+// stopWatching ends the watch and its timers.
+func (x *Access) stopWatching() {
+	if x.unwatch != nil {
+		x.unwatch()
+	}
+	x.smu.Lock()
+	for id, t := range x.lapses {
+		t.Stop()
+		delete(x.lapses, id)
+	}
+	x.smu.Unlock()
 }
 
 // Refusal reasons, the label values of elara_calls_refused_total.
@@ -414,8 +461,8 @@ func (a *App) stopAccess() {
 }
 
 func (a *App) cleanupAccess() {
-	if a.access != nil && a.access.unwatch != nil {
-		a.access.unwatch()
+	if a.access != nil {
+		a.access.stopWatching()
 	}
 	if a.accessKey != "" {
 		_, _ = accessPool.Delete(a.accessKey)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -90,4 +91,17 @@ func TestAccessEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "project_resumed", func() bool { n, d := countEvents("elara.project_resumed"); return n == 1 && d["was"] == "suspended" })
+	// A suspension that lapses at its reset is a resumption too.
+	until := time.Now().Add(300 * time.Millisecond)
+	if _, err := x.Store().Update(context.Background(), daily.ID, projects.StatusPatch(projects.Suspended, &until)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(until) - 100*time.Millisecond)
+	if n, _ := countEvents("elara.project_resumed"); n != 1 {
+		t.Fatal("project_resumed before the reset")
+	}
+	waitFor(t, "project_resumed at the reset", func() bool {
+		n, d := countEvents("elara.project_resumed")
+		return n == 2 && d["project"] == daily.ID && !time.Now().Before(until)
+	})
 }
