@@ -15,7 +15,8 @@ func init() {
 }
 
 // AdminAPI serves the gateway's view of its upstream nodes on Caddy's
-// admin endpoint: GET /elara/upstreams.
+// admin endpoint (GET /elara/upstreams), and its projects and plans
+// (/elara/projects, /elara/plans: see projectRoutes).
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -28,7 +29,7 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/elara/upstreams", Handler: caddy.AdminHandlerFunc(handleUpstreams)}}
+	return append([]caddy.AdminRoute{{Pattern: "/elara/upstreams", Handler: caddy.AdminHandlerFunc(handleUpstreams)}}, projectRoutes()...)
 }
 
 // ChainReport is one chain as the admin API shows it.

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/elara-gateway/elara/limits"
 	"github.com/elara-gateway/elara/matcher"
 	"github.com/elara-gateway/elara/suber"
 )
@@ -29,15 +31,26 @@ type App struct {
 	// Chains maps a chain name, the first path segment clients use
 	// (`/polkadot`), to the nodes that serve it.
 	Chains map[string]*ChainConfig `json:"chains,omitempty"`
-	// Redis is the app's Redis connection (used by the cache's redis store).
+	// Redis is the app's Redis connection, one client shared by the
+	// cache's redis store, projects and limits.
 	Redis *RedisConfig `json:"redis,omitempty"`
 	// Cache configures the response cache of every chain. Default: on,
 	// in memory, with every default of CacheConfig; {"disabled": true}
 	// turns it off.
 	Cache *CacheConfig `json:"cache,omitempty"`
+	// Plans are named limit sets that projects (and public access) use.
+	Plans []limits.Plan `json:"plans,omitempty"`
+	// Projects turns on projects and limits. Default: off, every path is
+	// served without limits.
+	Projects *ProjectsConfig `json:"projects,omitempty"`
 
-	cache  *cacheState
-	chains map[string]*Chain
+	cache           *cacheState
+	redis           redis.UniversalClient
+	redisKey        string
+	access          *Access
+	accessKey       string
+	projectStoreKey string
+	chains          map[string]*Chain
 	// nodeLabels name each chain's nodes in metrics, in config order.
 	nodeLabels map[string][]string
 	nodeKeys   []string
@@ -146,6 +159,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := a.provisionRedis(); err != nil {
+		return err
+	}
 	if err := a.provisionCache(ctx); err != nil {
 		return err
 	}
@@ -164,7 +180,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("chain %s: %w", name, err)
 		}
 	}
-	return nil
+	return a.provisionAccess(ctx)
 }
 
 func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer) error {
@@ -278,7 +294,10 @@ func (a *App) Validate() error {
 			}
 		}
 	}
-	return a.validateCache()
+	if err := a.validateCache(); err != nil {
+		return err
+	}
+	return a.validateAccess()
 }
 
 // Start connects every node. Nodes shared with the previous config are
@@ -290,6 +309,9 @@ func (a *App) Start() error {
 		}
 	}
 	a.startCache()
+	if err := a.startAccess(); err != nil {
+		return err
+	}
 	a.log.Info("elara started", zap.Int("chains", len(a.chains)))
 	return nil
 }
@@ -299,6 +321,7 @@ func (a *App) Start() error {
 // unless the next config already started them too.
 func (a *App) Stop() error {
 	a.stopCache()
+	a.stopAccess()
 	return nil
 }
 
@@ -313,6 +336,8 @@ func (a *App) Cleanup() error {
 		_, _ = nodePool.Delete(k)
 	}
 	a.keys, a.nodeKeys = nil, nil
+	a.cleanupAccess()
+	a.cleanupRedis()
 	return nil
 }
 

@@ -209,11 +209,7 @@ func (a *App) provisionCache(ctx caddy.Context) error {
 		if cc.Store == CacheStoreMemory {
 			return destructibleStore{cacher.NewMemoryStore(cc.MaxSize, nil, metrics)}, nil
 		}
-		client, err := redisCfg.client()
-		if err != nil {
-			return nil, err
-		}
-		return destructibleStore{cacher.NewRedisStore(client, cacher.RedisOptions{
+		return destructibleStore{cacher.NewRedisStore(a.redis, cacher.RedisOptions{
 			Prefix:      cc.Prefix,
 			Timeout:     time.Duration(redisCfg.Timeout),
 			RetryAfter:  time.Duration(cc.RetryAfter),

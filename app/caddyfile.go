@@ -71,6 +71,24 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //				nocache
 //			}
 //		}
+//		plan <name> {                     # a named set of limits; 0 or unset: none
+//			requests_per_second    <number>  # per project (public: per client IP)
+//			burst                  <calls>   # default: the rate rounded up
+//			requests_per_day       <calls>
+//			bytes_per_day          <size>    # response and notification bytes
+//			connections            <websockets>
+//			subscriptions          <per connection>
+//			owner_requests_per_day <calls>   # all projects of one owner together
+//			owner_bytes_per_day    <size>
+//		}
+//		projects {
+//			store      bolt|redis      # default redis with the redis option, else bolt
+//			dir        <path>          # bolt: default {data dir}/elara
+//			prefix     <string>        # redis key prefix, default elara:
+//			time_zone  <zone>          # day boundary: Asia/Shanghai, UTC+8...; default UTC
+//			public     <plan>|off      # paths without a project; default: no limits
+//			redis_down open|closed     # limits while Redis is down, default open
+//		}
 //	}
 //
 // A chain may have several `node` lines; the block after a node is optional.
@@ -79,6 +97,9 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 // header values are never logged.
 // The response cache is on by default, in memory with every default below;
 // a `cache` block tunes it and `cache off` turns it off.
+// `projects` turns on projects (/{chain}/{project}) and the limits of
+// the plans; projects themselves are data, managed through the admin API
+// (/elara/projects) or `caddy elara project`.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume option name
 	if d.NextArg() {
@@ -111,6 +132,22 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "cache":
 			a.Cache = new(CacheConfig)
 			if err := a.Cache.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+		case "plan":
+			p, err := unmarshalPlan(d)
+			if err != nil {
+				return err
+			}
+			for _, q := range a.Plans {
+				if q.Name == p.Name {
+					return d.Errf("plan %s is defined twice", p.Name)
+				}
+			}
+			a.Plans = append(a.Plans, p)
+		case "projects":
+			a.Projects = new(ProjectsConfig)
+			if err := a.Projects.unmarshalCaddyfile(d); err != nil {
 				return err
 			}
 		case "redis":

@@ -148,6 +148,11 @@ func allTargets() []Target {
 }`,
 			site: "elara_rpc",
 		}},
+		// elara-memory and elara-redis with every call through a project on a
+		// plan with limits (never reached): the cost of projects and limits.
+		&projectTarget{caddyTarget: caddyTarget{name: "elara-project", global: projectGlobal(false), site: "elara_rpc"}},
+		&redisProjectTarget{redisTarget: redisTarget{caddyTarget: caddyTarget{name: "elara-project-redis",
+			global: projectGlobal(true), site: "elara_rpc"}}},
 		// reverse_proxy proxies WebSocket upgrades as well as POSTs.
 		&caddyTarget{name: "reverse_proxy", site: "reverse_proxy " + nodeAddrToken},
 		// Caddy answering with a fixed body the size of the node's reply:

@@ -51,7 +51,8 @@ type RedisStore struct {
 
 var redisLoggerOnce sync.Once
 
-// NewRedisStore wraps client, which it owns from now on (Close closes it).
+// NewRedisStore wraps client, which the caller owns: the elara app shares
+// one client between the cache, projects and limits, so Close leaves it open.
 func NewRedisStore(client redis.UniversalClient, opts RedisOptions) *RedisStore {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultRedisPrefix
@@ -148,8 +149,8 @@ func (s *RedisStore) failed(ctx context.Context, t ticket, err error) {
 // Client is the underlying Redis client.
 func (s *RedisStore) Client() redis.UniversalClient { return s.client }
 
-// Close closes the Redis client.
-func (s *RedisStore) Close() error { return s.client.Close() }
+// Close releases the store; the client stays open (its owner closes it).
+func (s *RedisStore) Close() error { return nil }
 
 type quietRedisLogger struct{}
 

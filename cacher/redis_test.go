@@ -22,7 +22,7 @@ func newRedisStore(t *testing.T, r *cachertest.Redis, clock Clock, log *zap.Logg
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, ContextTimeoutEnabled: true})
 	s := NewRedisStore(client, RedisOptions{Prefix: "test:", Timeout: 500 * time.Millisecond, RetryAfter: time.Hour,
 		MaxItemSize: 1000, Clock: clock, Logger: log})
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Close(); _ = client.Close() })
 	return s
 }
 
@@ -177,7 +177,7 @@ func TestRedisLateSuccessDoesNotEndAnOutage(t *testing.T) {
 	hook := gateHook{entered: make(chan struct{}), release: make(chan struct{})}
 	client.AddHook(hook)
 	s := NewRedisStore(client, RedisOptions{Prefix: "test:", Timeout: 10 * time.Second, RetryAfter: time.Second, Clock: clock, Logger: zap.New(core)})
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Close(); _ = client.Close() })
 	ctx := context.Background()
 
 	slow := make(chan error, 1)

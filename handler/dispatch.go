@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -22,18 +21,10 @@ type answer struct {
 	reply   []byte
 	after   func()
 	outcome uint8
-}
-
-// call serves one parsed entry and counts it. sess is nil for HTTP clients.
-func (h *Handler) call(ctx context.Context, rt route, sess *wsSession, c jsonrpc.Call) answer {
-	start := time.Now()
-	a := h.dispatch(ctx, rt, sess, c)
-	method := ""
-	if c.Err == nil {
-		method = c.Request.Method
-	}
-	rt.stats.record(ctx, transportOf(sess), method, a.outcome, time.Since(start))
-	return a
+	// status and retryAfter are set on calls refused by access checks,
+	// for the HTTP answer (see refusalStatus).
+	status     int
+	retryAfter int64
 }
 
 // dispatch serves one parsed entry.

@@ -85,6 +85,8 @@ type Handler struct {
 
 	upgrader *websocket.Upgrader
 	sessions *sessionSet
+	// unwatch stops following project changes.
+	unwatch func()
 }
 
 // sessionSet tracks the handler's open WebSocket sessions.
@@ -179,6 +181,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, name := range h.app.ChainNames() {
 		h.stats[name] = statsFor(m, name)
 	}
+	h.watchProjects()
 	return nil
 }
 
@@ -211,6 +214,9 @@ func (h *Handler) Validate() error {
 // connections are invisible to Caddy's own shutdown. Clients see close
 // code 1012 (service restart) and reconnect to the new config.
 func (h *Handler) Cleanup() error {
+	if h.unwatch != nil {
+		h.unwatch()
+	}
 	set := h.sessions
 	if set == nil {
 		return nil
@@ -265,6 +271,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		}
 		return serveHealth(w, r, rt.chain)
 	}
+	if ok, err := h.admitRequest(w, r, &rt); !ok {
+		return err
+	}
+	if rt.acc != nil && rt.acc.release != nil {
+		defer rt.acc.release()
+	}
 	if isWebSocketUpgrade(r) {
 		return h.serveWebSocket(w, r, rt)
 	}
@@ -295,6 +307,8 @@ type route struct {
 	clientIP string
 	// stats counts the chain's calls for the metrics.
 	stats *chainStats
+	// acc is what the access checks granted; nil without projects.
+	acc *grant
 }
 
 // logFields name the route on the handler's log lines.

@@ -36,7 +36,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	answers := make([]answer, len(parsed.Calls))
 	if len(parsed.Calls) == 1 {
-		answers[0] = h.call(r.Context(), rt, nil, parsed.Calls[0])
+		answers[0] = h.serve(r.Context(), rt, nil, parsed.Calls[0])
 	} else {
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, batchConcurrency)
@@ -45,7 +45,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				answers[i] = h.call(r.Context(), rt, nil, c)
+				answers[i] = h.serve(r.Context(), rt, nil, c)
 			}()
 		}
 		wg.Wait()
@@ -55,6 +55,9 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 		// Only notifications: JSON-RPC says to send nothing back.
 		w.WriteHeader(http.StatusNoContent)
 		return nil
+	}
+	if status, retryAfter := refusalStatus(answers); status != 0 {
+		return writeRefusal(w, status, retryAfter, out)
 	}
 	return writeReply(w, r, out)
 }

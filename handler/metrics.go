@@ -69,7 +69,8 @@ const (
 	outDenied   // the method policy refused the method
 	outTimeout  // no node answered within request_timeout (-32001)
 	outNoNode   // no node could take the call (-32000)
-	outLimited  // a gateway limit was reached (-32005)
+	outLimited  // a gateway or plan limit was reached (-32005, -32029)
+	outRefused  // the project refused the call: unknown, not active, not allowed
 	outCanceled // the client left before its answer
 	outParse    // -32700
 	outInvalid  // -32600
@@ -81,7 +82,7 @@ const (
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"ok", "denied", "timeout", "no_node", "limited", "canceled",
+var outcomeNames = [numOutcomes]string{"ok", "denied", "timeout", "no_node", "limited", "refused", "canceled",
 	"-32700", "-32600", "-32601", "-32602", "-32603", "-32090", "error"}
 
 // outcomeOf names the outcome of answering e (nil: a result).

@@ -19,6 +19,7 @@ const (
 	logUpstreamTimeout = "upstream_timeout"
 	logClientTooBig    = "client_message_too_big"
 	logClientSlow      = "client_too_slow"
+	logLimitsFailed    = "limits_failed"
 )
 
 // logEvery is the least time between two warnings of one kind.

@@ -182,6 +182,7 @@ func (s *wsSession) Send(frame []byte) bool {
 	s.queued += size
 	notePeakQueued(s.queued)
 	s.qmu.Unlock()
+	s.rt.acc.countSent(len(frame))
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -363,7 +364,7 @@ func (s *wsSession) handleMessage(data []byte) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				answers[i] = s.h.call(s.ctx, s.rt, s, c)
+				answers[i] = s.h.serve(s.ctx, s.rt, s, c)
 			}()
 		}
 		wg.Wait()
@@ -377,7 +378,7 @@ func (s *wsSession) handleMessage(data []byte) {
 		}
 		return
 	}
-	a := s.h.call(s.ctx, s.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
+	a := s.h.serve(s.ctx, s.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
 	if a.reply != nil {
 		s.Send(a.reply)
 	}
