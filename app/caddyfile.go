@@ -21,11 +21,11 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //
 //	elara {
 //		chain <name> {
-//			node <url> {
-//				pool             <connections>
-//				dial_timeout     <duration>
-//				ping_interval    <duration>
-//				max_message_size <size>
+//			node <url> {                       # ws://, wss://, http:// or https://; may repeat
+//				pool             <connections>  # WebSocket connections kept (default 4)
+//				dial_timeout     <duration>     # one connection attempt (default 5s)
+//				ping_interval    <duration>     # keepalive; silent 2 intervals = dead (default 20s)
+//				max_message_size <size>         # largest message from the node (default 64MiB)
 //				tls_trust_pool   file <pem_file...>   # trust only these CAs (may repeat)
 //				tls_trust_pool   pem  <pem...>        # the same, PEM text (e.g. {env.NODE_CA})
 //				tls_client_auth  <cert_file> <key_file>  # mutual TLS
@@ -33,11 +33,11 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //				tls_insecure_skip_verify          # tests only: accept any certificate
 //				header           <name> <value>   # on the handshake and HTTP calls (may repeat)
 //			}
-//			request_timeout    <duration>
-//			max_lag            <blocks>
-//			head_timeout       <duration>
-//			health_interval    <duration>
-//			subscription_grace <duration>
+//			request_timeout    <duration>  # every upstream call's deadline (default 10s)
+//			max_lag            <blocks>    # how far a node may trail the best ready one (default 5)
+//			head_timeout       <duration>  # no new head while others see them: not ready (default 1m, 0 off)
+//			health_interval    <duration>  # system_health poll (default 5s)
+//			subscription_grace <duration>  # shared subscription kept after its last client (default 30s)
 //		}
 //		redis [<host:port...>] {
 //			address      <host:port...>  # one: a server; several: a Cluster

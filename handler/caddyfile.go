@@ -19,18 +19,18 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	elara_rpc [<chain>...] {
-//		chains            <chain>...
-//		allow             <method-pattern>...
-//		deny              <method-pattern>...
-//		max_batch         <calls>
-//		max_request_size  <size>
-//		max_subscriptions <subscriptions>
-//		ping_interval     <duration>
-//		send_queue        <messages>
-//		send_queue_bytes  <size>
-//		write_timeout     <duration>
-//		origins           <origin>...
-//		ws_compression    [on|off]
+//		chains            <chain>...           # limit to some chains (default: all)
+//		allow             <method-pattern>...  # allow-only mode: serve just these
+//		deny              <method-pattern>...  # never serve these (always wins)
+//		max_batch         <calls>              # calls per batch (default 100)
+//		max_request_size  <size>               # HTTP body / WebSocket message (default 8MiB)
+//		max_subscriptions <subscriptions>      # per WebSocket connection (default 1024)
+//		ping_interval     <duration>           # client keepalive (default 30s)
+//		send_queue        <messages>           # waiting per client before it is dropped (default 4096)
+//		send_queue_bytes  <size>               # bytes waiting per client (default 16MiB, at least 64KiB)
+//		write_timeout     <duration>           # a client accepting nothing this long is dropped (default 10s)
+//		origins           <origin>...          # browser origins that may call (default: every origin)
+//		ws_compression    [on|off]             # permessage-deflate when offered (default on)
 //	}
 //
 // Chains given inline or with `chains` limit the handler to those chains
