@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	"net/url"
 	"text/tabwriter"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -54,15 +54,15 @@ endpoint, as for caddy reload (default: the config's, or localhost:2019).`,
 			_ = add.MarkFlagRequired("plan")
 			list := &cobra.Command{Use: "list", Short: "Lists projects", Args: cobra.NoArgs,
 				RunE: func(c *cobra.Command, _ []string) error {
-					q := []string{}
+					q := url.Values{}
 					for _, f := range []string{"owner", "status", "plan"} {
 						if v, _ := c.Flags().GetString(f); v != "" {
-							q = append(q, f+"="+v)
+							q.Set(f, v)
 						}
 					}
 					uri := "/elara/projects"
 					if len(q) > 0 {
-						uri += "?" + strings.Join(q, "&")
+						uri += "?" + q.Encode()
 					}
 					var ps []struct{ ID, Name, Owner, Status, Plan string }
 					if err := adminCall(c, http.MethodGet, uri, nil, &ps); err != nil {

@@ -12,8 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 # ELARA_CADDY_BIN runs another build of the gateway (the tests use it).
+# ./caddy is rebuilt when it is missing or older than a source file, so a
+# run after `git pull` or an edit runs what the checkout holds.
 CADDY="${ELARA_CADDY_BIN:-./caddy}"
-[[ -x "$CADDY" ]] || ./xcaddy.sh
+if [[ -z "${ELARA_CADDY_BIN:-}" ]]; then
+	if [[ ! -x ./caddy || -n "$(find . -path ./e2e/testdata/node_modules -prune -o \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer ./caddy -print -quit)" ]]; then
+		./xcaddy.sh
+	fi
+fi
 
 export ELARA_BIND="${ELARA_BIND:-127.0.0.1}" ELARA_PORT="${ELARA_PORT:-8080}"
 # Where this machine's clients reach the gateway.

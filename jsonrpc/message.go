@@ -63,17 +63,17 @@ type Parsed struct {
 	Calls []Call
 }
 
-// Parse decodes a request body. A body that is not valid UTF-8 is refused
-// whole with ErrInvalidUTF8 (-32700), before anything else: encoding/json
-// would accept it and replace the bad bytes, but the params are forwarded
-// as they came, and a node closes a WebSocket connection whose text frame
-// is not UTF-8 (1007), costing every call in flight on it. Refusing keeps
-// the client's bytes from being silently changed, too.
-//
 // Parse decodes a request body. It returns a body-level error (to be sent
 // once, with a null id) when the body is not JSON, too deep, an empty
 // batch or an oversized batch; otherwise every entry carries its own
-// request or error. The body is read in one pass (see scan.go), and the
+// request or error.
+//
+// A body that is not valid UTF-8 is refused whole with ErrInvalidUTF8
+// (-32700), before anything else: encoding/json would accept it and
+// replace the bad bytes, but the params are forwarded as they came, and a
+// node closes a WebSocket connection whose text frame is not UTF-8 (1007),
+// costing every call in flight on it. Refusing keeps the client's bytes
+// from being silently changed, too. The body is read in one pass (see scan.go), and the
 // result does not alias it.
 func Parse(body []byte, lim Limits) (*Parsed, *Error) {
 	body = bytes.TrimSpace(body)
