@@ -82,6 +82,9 @@ type Counters struct {
 	done   chan struct{}
 	// flushMu makes flushes one at a time (the loop, Flush, Close).
 	flushMu sync.Mutex
+	// pruned is the day whose start last pruned the backend (a Pruner);
+	// guarded by flushMu.
+	pruned string
 }
 
 type counterKey struct {
@@ -127,6 +130,9 @@ func NewCounters(backend CounterBackend, opts CountersOptions) *Counters {
 		for _, d := range loaded {
 			c.entries[counterKey{d.Day, d.Scope, d.ID}] = &counter{base: d.Usage, resetAt: opts.Days.ResetAt(now), lastUsed: now}
 		}
+	}
+	if _, ok := backend.(Loader); ok {
+		c.pruned = opts.Days.Key(opts.Clock.now()) // Load pruned
 	}
 	go c.loop(ctx)
 	return c
@@ -218,6 +224,14 @@ func (c *Counters) Flush(ctx context.Context) error {
 	defer c.flushMu.Unlock()
 	now := c.opts.Clock.now()
 	today := c.opts.Days.Key(now)
+	if p, ok := c.backend.(Pruner); ok && c.pruned != today {
+		// Once a day, so a long-running gateway's file stops growing.
+		c.pruned = today
+		yesterday := c.opts.Days.Key(c.opts.Days.Start(now).Add(-time.Hour))
+		if err := p.Prune(yesterday); err != nil {
+			c.log.Error("daily counters: pruning old days", zap.Error(err))
+		}
+	}
 
 	c.mu.Lock()
 	var keys []counterKey

@@ -14,7 +14,8 @@ var usageBucket = []byte("usage")
 // BoltCounters keeps daily totals in a bucket of a bbolt file; give it
 // the projects store's file (projects.BoltStore.DB), since a process can
 // open a file once. Counters flush to it periodically and on Close, and
-// load today's totals at start. Days before yesterday are pruned.
+// load today's totals at start. Days before yesterday are pruned at
+// start and whenever a day begins.
 type BoltCounters struct {
 	db *bolt.DB
 }
@@ -113,6 +114,24 @@ func (b *BoltCounters) Load(day, before string) ([]Delta, error) {
 	return out, nil
 }
 
+// Prune implements Pruner.
+func (b *BoltCounters) Prune(before string) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(usageBucket).Cursor()
+		// Keys start with the day, so the stale ones come first.
+		for k, _ := c.First(); k != nil && string(k) < before; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("daily counters: pruning before %s: %w", before, err)
+	}
+	return nil
+}
+
 // Close does nothing: the file belongs to the caller.
 func (b *BoltCounters) Close() error { return nil }
 
@@ -120,4 +139,11 @@ func (b *BoltCounters) Close() error { return nil }
 type Loader interface {
 	// Load returns day's totals, and may prune days before before.
 	Load(day, before string) ([]Delta, error)
+}
+
+// Pruner is a backend that keeps days until told to drop them (Redis
+// keys expire by themselves).
+type Pruner interface {
+	// Prune drops the days before before.
+	Prune(before string) error
 }

@@ -18,6 +18,18 @@ const (
 	OwnerBytesPerDay    = "owner_bytes_per_day"
 )
 
+// Bounds of the rate limit, so the limiter's times (int64 nanoseconds)
+// cannot overflow: at the slowest rate a burst of MaxBurst spans about 31
+// years.
+const (
+	// MinRequestsPerSecond is the slowest rate: one call per 1000 s.
+	MinRequestsPerSecond = 0.001
+	// MaxRequestsPerSecond is the fastest: one call per nanosecond.
+	MaxRequestsPerSecond = 1e9
+	// MaxBurst is the largest burst.
+	MaxBurst = 1_000_000
+)
+
 // Limits is a set of limits. Zero means unlimited.
 type Limits struct {
 	// RequestsPerSecond is the sustained rate of calls.
@@ -44,10 +56,18 @@ func (l Limits) EffectiveBurst() int64 {
 	return max(1, int64(math.Ceil(l.RequestsPerSecond)))
 }
 
-// Validate reports a negative or non-finite limit.
+// Validate reports a negative or non-finite limit, and a rate or burst
+// out of bounds.
 func (l Limits) Validate() error {
 	if math.IsNaN(l.RequestsPerSecond) || math.IsInf(l.RequestsPerSecond, 0) || l.RequestsPerSecond < 0 {
 		return fmt.Errorf("%s must be a finite number ≥ 0, got %v", RequestsPerSecond, l.RequestsPerSecond)
+	}
+	if r := l.RequestsPerSecond; r != 0 && (r < MinRequestsPerSecond || r > MaxRequestsPerSecond) {
+		return fmt.Errorf("%s must be 0 (no limit) or from %v to %v, got %v (use %s for slower limits)",
+			RequestsPerSecond, MinRequestsPerSecond, MaxRequestsPerSecond, r, RequestsPerDay)
+	}
+	if l.Burst > MaxBurst {
+		return fmt.Errorf("%s must be at most %d, got %d", Burst, MaxBurst, l.Burst)
 	}
 	for _, f := range []struct {
 		name string

@@ -86,10 +86,14 @@ func (r *RateLimiter) AllowN(key string, lim Limits, n int64) Decision {
 }
 
 // gcraParams returns the emission interval and the burst tolerance in
-// nanoseconds.
+// nanoseconds. Both are clamped to what Limits.Validate allows, so limits
+// that skipped it cannot overflow int64 (and allow or refuse everything).
 func gcraParams(lim Limits) (interval, tolerance int64) {
-	interval = int64(math.Max(1, float64(time.Second)/lim.RequestsPerSecond))
-	return interval, interval * lim.EffectiveBurst()
+	iv := math.Min(math.Max(1, float64(time.Second)/lim.RequestsPerSecond), float64(time.Second)/MinRequestsPerSecond)
+	interval = int64(iv)
+	// The slowest rate times the largest burst: about 31 years.
+	tol := math.Min(iv*float64(lim.EffectiveBurst()), float64(time.Second)/MinRequestsPerSecond*MaxBurst)
+	return interval, int64(tol)
 }
 
 // evict makes room for a new key: every so often, or when the shard is

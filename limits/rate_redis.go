@@ -124,8 +124,14 @@ func (s *SharedRateLimiter) Allow(ctx context.Context, key string, lim Limits) D
 	if now.Before(l.deniedUntil) {
 		return Decision{RetryAfter: l.deniedUntil.Sub(now)}
 	}
-	if !s.mayCall(now) {
+	ok, probe := s.mayCall(now)
+	if !ok {
 		return s.fallback(key, lim)
+	}
+	if probe {
+		// A probe cut short (the client left) tells nothing: end it, so
+		// the next call probes instead of Redis never being asked again.
+		defer s.endProbe()
 	}
 	interval, tolerance := gcraParams(lim)
 	want := max(1, int64(float64(s.opts.Lease)/float64(interval)))
@@ -189,18 +195,27 @@ func (s *SharedRateLimiter) lease(key string, now time.Time) *lease {
 }
 
 // mayCall is the breaker: after a failure Redis is left alone for
-// RetryAfter, then one call probes it.
-func (s *SharedRateLimiter) mayCall(now time.Time) bool {
+// RetryAfter, then one call probes it. probe says this call is that one;
+// it must call endProbe when done.
+func (s *SharedRateLimiter) mayCall(now time.Time) (ok, probe bool) {
 	s.bmu.Lock()
 	defer s.bmu.Unlock()
 	if !s.down {
-		return true
+		return true, false
 	}
 	if s.probing || now.Before(s.downUntil) {
-		return false
+		return false, false
 	}
 	s.probing = true
-	return true
+	return true, true
+}
+
+// endProbe ends a probe whatever its outcome (failed and worked end it
+// too).
+func (s *SharedRateLimiter) endProbe() {
+	s.bmu.Lock()
+	s.probing = false
+	s.bmu.Unlock()
 }
 
 func (s *SharedRateLimiter) failed(now time.Time, err error) {

@@ -37,6 +37,9 @@ type BoltStore struct {
 	mem  *memory
 	// wmu orders writes and their notifications.
 	wmu sync.Mutex
+	// rev numbers the writes (under wmu) to order them in memory: the
+	// clock may step back between two writes.
+	rev int64
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -79,7 +82,7 @@ func OpenBolt(dir string, opts BoltOptions) (*BoltStore, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("projects: loading %s: %w", path, err)
 	}
-	s.mem.replace(all)
+	s.mem.replace(all, 0, true)
 	return s, nil
 }
 
@@ -117,7 +120,8 @@ func (s *BoltStore) put(p *Project, create bool) error {
 		return fmt.Errorf("projects: writing %s: %w", p.ID, err)
 	}
 	c := p.clone()
-	s.mem.set(p.ID, &c)
+	s.rev++
+	s.mem.set(p.ID, &c, s.rev)
 	return nil
 }
 
@@ -177,7 +181,8 @@ func (s *BoltStore) Delete(_ context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("projects: deleting %s: %w", id, err)
 	}
-	s.mem.set(id, nil)
+	s.rev++
+	s.mem.set(id, nil, s.rev)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -79,6 +78,9 @@ type Project struct {
 
 	// prefixes are Networks parsed, set by compile.
 	prefixes []netip.Prefix
+	// origins are Origins normalized, set by compile: a project stored
+	// before origins were normalized on write still matches.
+	origins []string
 }
 
 // NewID returns 32 lowercase hex characters from crypto/rand, used for
@@ -193,15 +195,8 @@ func (p *Project) Validate(knownPlan func(string) bool) error {
 }
 
 func checkOrigin(o string) error {
-	if o == "*" {
-		return nil
-	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q is not an origin like https://app.example.com or *", o)
-	}
-	return nil
+	_, err := normalizeOrigin(o)
+	return err
 }
 
 // compile prepares what per-call checks need; the project is valid.
@@ -210,6 +205,12 @@ func (p *Project) compile() {
 	for _, n := range p.Networks {
 		if pr, err := netip.ParsePrefix(n); err == nil {
 			p.prefixes = append(p.prefixes, pr.Masked())
+		}
+	}
+	p.origins = p.origins[:0:0]
+	for _, o := range p.Origins {
+		if n, err := normalizeOrigin(o); err == nil {
+			p.origins = append(p.origins, n)
 		}
 	}
 }
@@ -233,9 +234,23 @@ func (p *Project) AllowsOrigin(origin string) bool {
 	if len(p.Origins) == 0 || origin == "" {
 		return true
 	}
-	origin = strings.TrimSuffix(origin, "/")
-	for _, o := range p.Origins {
-		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+	origins := p.origins
+	if len(origins) == 0 { // not compiled: a Project built by hand
+		c := *p
+		c.compile()
+		origins = c.origins
+	}
+	for _, o := range origins {
+		if o == "*" || o == origin { // browsers send the normal form
+			return true
+		}
+	}
+	n, err := normalizeOrigin(origin)
+	if err != nil || n == origin {
+		return false
+	}
+	for _, o := range origins {
+		if o == n {
 			return true
 		}
 	}
@@ -302,6 +317,6 @@ func (p Project) clone() Project {
 		t := *p.SuspendedUntil
 		c.SuspendedUntil = &t
 	}
-	c.prefixes = nil
+	c.prefixes, c.origins = nil, nil
 	return c
 }

@@ -161,7 +161,11 @@ func (s *RedisStore) reload(parent context.Context) error {
 		}
 		all[id] = p
 	}
-	s.mem.replace(all)
+	s.mu.Lock()
+	// Versions start over in a new data set: the revisions held are moot.
+	fresh := epoch != s.epoch || v < s.seen
+	s.mu.Unlock()
+	s.mem.replace(all, v, fresh)
 	s.mu.Lock()
 	s.seen, s.epoch = v, epoch
 	s.mu.Unlock()
@@ -223,17 +227,20 @@ func (s *RedisStore) poll(parent context.Context) error {
 	if len(entries) == 0 || int64(entries[0].Score) != seen+1 {
 		return s.reload(parent) // the log was trimmed past what we saw
 	}
+	// Each project's state is read after the log, so it is at least as
+	// new as its last logged version: that version orders it.
 	ids := make([]string, 0, len(entries))
-	seenIDs := make(map[string]bool, len(entries))
+	revs := make(map[string]int64, len(entries))
 	top := seen
 	for _, e := range entries {
 		m, _ := e.Member.(string)
 		_, id, _ := strings.Cut(m, ":")
-		if !seenIDs[id] {
-			seenIDs[id] = true
+		v := int64(e.Score)
+		if _, ok := revs[id]; !ok {
 			ids = append(ids, id)
 		}
-		top = max(top, int64(e.Score))
+		revs[id] = max(revs[id], v)
+		top = max(top, v)
 	}
 	vals, err := s.client.HMGet(ctx, s.keyAll, ids...).Result()
 	if err != nil {
@@ -242,7 +249,7 @@ func (s *RedisStore) poll(parent context.Context) error {
 	for i, id := range ids {
 		str, ok := vals[i].(string)
 		if !ok {
-			s.mem.set(id, nil)
+			s.mem.set(id, nil, revs[id])
 			continue
 		}
 		p, err := unmarshalProject([]byte(str))
@@ -250,11 +257,13 @@ func (s *RedisStore) poll(parent context.Context) error {
 			s.opts.Logger.Error("skipping a stored project", zap.String("id", id), zap.Error(err))
 			continue
 		}
-		s.mem.set(id, p)
+		s.mem.set(id, p, revs[id])
 	}
 	s.mu.Lock()
 	s.seen = max(s.seen, top)
+	seen = s.seen
 	s.mu.Unlock()
+	s.mem.forget(seen)
 	return nil
 }
 
@@ -283,7 +292,7 @@ func (s *RedisStore) Create(ctx context.Context, req CreateRequest) (Project, er
 		return Project{}, fmt.Errorf("projects: id %s already taken", p.ID)
 	}
 	c := p.clone()
-	s.mem.set(p.ID, &c)
+	s.mem.set(p.ID, &c, r)
 	return p.clone(), nil
 }
 
@@ -361,7 +370,7 @@ func (s *RedisStore) Update(ctx context.Context, id string, patch Patch) (Projec
 			continue
 		}
 		c := p.clone()
-		s.mem.set(id, &c)
+		s.mem.set(id, &c, r)
 		return p.clone(), nil
 	}
 	return Project{}, fmt.Errorf("projects: %s changed too often to update", id)
@@ -376,7 +385,7 @@ func (s *RedisStore) Delete(ctx context.Context, id string) error {
 	if r == -2 {
 		return ErrNotFound
 	}
-	s.mem.set(id, nil)
+	s.mem.set(id, nil, r)
 	return nil
 }
 

@@ -59,7 +59,9 @@ func (r CreateRequest) project(now time.Time) Project {
 	if p.Limits != nil && p.Limits.IsZero() {
 		p.Limits = nil
 	}
-	return p.clone()
+	p = p.clone()
+	normalizeOrigins(p.Origins)
+	return p
 }
 
 // Patch changes some fields of a project: the body of PATCH
@@ -171,6 +173,9 @@ func (pa Patch) apply(p Project) (Project, error) {
 	}
 	if c.Limits != nil && c.Limits.IsZero() {
 		c.Limits = nil
+	}
+	if _, ok := pa["origins"]; ok {
+		normalizeOrigins(c.Origins)
 	}
 	return c, nil
 }

@@ -88,9 +88,17 @@ func filterSorted(all []Project, f Filter) []Project {
 
 // memory is the in-memory copy of all projects every Store keeps, and
 // its watchers. Reads take a read lock only.
+//
+// Changes are ordered by revision: the store's version at the write (Redis'
+// INCR, Bolt's counter), never by a gateway's clock. A state read with a
+// revision older than the one held is a late read and is dropped.
 type memory struct {
 	mu       sync.RWMutex
 	projects map[string]*Project
+	revs     map[string]int64 // revision of each project held
+	// tombs are the revisions of deletions, so a late read does not bring
+	// a deleted project back; forget drops them once no read can be late.
+	tombs map[string]int64
 
 	wmu      sync.Mutex
 	watchers map[uint64]func(Change)
@@ -98,7 +106,8 @@ type memory struct {
 }
 
 func newMemory() *memory {
-	return &memory{projects: make(map[string]*Project), watchers: make(map[uint64]func(Change))}
+	return &memory{projects: make(map[string]*Project), revs: make(map[string]int64),
+		tombs: make(map[string]int64), watchers: make(map[uint64]func(Change))}
 }
 
 func (m *memory) lookup(id string) (Project, bool) {
@@ -111,48 +120,77 @@ func (m *memory) lookup(id string) (Project, bool) {
 	return *p, true
 }
 
-// set stores p (nil deletes id) and tells the watchers if anything
-// changed.
-func (m *memory) set(id string, p *Project) {
+// set stores p (nil deletes id) as of revision rev and tells the watchers
+// if anything changed. A rev older than the one held is ignored.
+func (m *memory) set(id string, p *Project, rev int64) {
 	if p != nil {
 		p.compile()
 	}
 	m.mu.Lock()
 	old, had := m.projects[id]
-	if p != nil && had && p.Updated.Before(old.Updated) {
-		// A late read of an older state (a poll racing a local write).
+	held, known := m.revs[id]
+	if !known {
+		held, known = m.tombs[id]
+	}
+	if known && rev < held {
 		m.mu.Unlock()
 		return
 	}
 	if p == nil {
 		delete(m.projects, id)
+		delete(m.revs, id)
+		m.tombs[id] = rev
 	} else {
 		m.projects[id] = p
+		m.revs[id] = rev
+		delete(m.tombs, id)
 	}
 	m.mu.Unlock()
 	if p == nil && !had {
 		return
 	}
-	if p != nil && had && old.Updated.Equal(p.Updated) && sameStored(old, p) {
+	if p != nil && had && sameStored(old, p) {
 		return
 	}
 	m.notify(Change{ID: id, Project: p})
 }
 
-// replace swaps in a full set of projects and tells watchers what
-// differed.
-func (m *memory) replace(all map[string]*Project) {
-	m.mu.RLock()
-	old := m.projects
-	m.mu.RUnlock()
-	for id := range old {
+// forget drops the deletions at or before rev: every later read is newer.
+func (m *memory) forget(rev int64) {
+	m.mu.Lock()
+	for id, r := range m.tombs {
+		if r <= rev {
+			delete(m.tombs, id)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// replace swaps in a full set of projects read at revision rev and tells
+// watchers what differed. fresh says the revisions start over (a new
+// data set), so the ones held mean nothing any more.
+func (m *memory) replace(all map[string]*Project, rev int64, fresh bool) {
+	m.mu.Lock()
+	if fresh {
+		clear(m.tombs)
+		for id := range m.revs {
+			m.revs[id] = 0
+		}
+	}
+	ids := make([]string, 0, len(m.projects))
+	for id := range m.projects {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
 		if _, ok := all[id]; !ok {
-			m.set(id, nil)
+			m.set(id, nil, rev)
 		}
 	}
 	for id, p := range all {
-		m.set(id, p)
+		m.set(id, p, rev)
 	}
+	m.forget(rev)
 }
 
 func (m *memory) notify(c Change) {
