@@ -254,13 +254,12 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 	if g.policy != nil && !g.policy.Allowed(req.Method) {
 		return reply(req, nil, jsonrpc.ErrMethodNotFound), true
 	}
+	// A first look, so a subscribe over the limit is not counted; the
+	// check that holds is made with the reservation (wsSession.subscribe).
 	if sess != nil && !ender && subject.Limits.Subscriptions > 0 && matcher.IsSubscriptionMethod(req.Method) &&
 		!methods.IsUnsubscribeName(req.Method) {
 		if n := sess.subscriptionCount(); int64(n) >= subject.Limits.Subscriptions {
-			ex := &limits.Exceeded{Limit: limits.Subscriptions, Scope: scopeOf(subject), Value: float64(subject.Limits.Subscriptions),
-				Used: int64(n), RetryAfter: time.Second}
-			g.x.Refused(app.RefusedSubscriptions, subject, ex)
-			return refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex)), true
+			return sess.overSubscriptions(req, subject, n), true
 		}
 	}
 	if !app.Counted(subject) {

@@ -124,3 +124,38 @@ func TestAccessEndingHeld(t *testing.T) {
 		}
 	})
 }
+
+// A batch of subscribes over the plan's subscriptions per connection:
+// exactly as many succeed as the plan allows, however they interleave
+// (a few rounds, as the interleaving varies).
+func TestAccessSubscriptionLimitInBatch(t *testing.T) {
+	gw, x, _ := startAccess(t, "")
+	var entries []string
+	for i := range 16 {
+		entries = append(entries, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"chain_subscribeNewHeads","params":[]}`, i))
+	}
+	batch := []byte("[" + strings.Join(entries, ",") + "]")
+	for round := range 10 {
+		p := createProject(t, x, projects.CreateRequest{Plan: "conns"}) // subscriptions 1
+		c := testgw.Dial(t, gw.WS("/dev/"+p.ID))
+		c.SendRaw(batch)
+		var answers []rpcErr
+		if err := json.Unmarshal(c.RawBatch(5*time.Second), &answers); err != nil || len(answers) != 16 {
+			t.Fatalf("%v %+v", err, answers)
+		}
+		opened, refused := 0, 0
+		for _, a := range answers {
+			switch {
+			case a.Error == nil:
+				opened++
+			case a.Error.Code == -32029 && a.Error.Data.Limit == limits.Subscriptions:
+				refused++
+			default:
+				t.Errorf("unexpected answer: %+v", a.Error)
+			}
+		}
+		if opened != 1 || refused != 15 {
+			t.Fatalf("round %d: 16 subscribes with subscriptions 1: %d opened, %d refused", round, opened, refused)
+		}
+	}
+}
