@@ -216,11 +216,13 @@ func (h *Handler) observeCall(rt route, sess *wsSession, info *CallInfo) {
 }
 
 // countSent counts a frame queued for a WebSocket client toward the
-// daily bytes.
-func (g *grant) countSent(n int) {
+// daily bytes; it returns the daily bytes limit when this frame reached
+// it (see wsSession.overBytes).
+func (g *grant) countSent(n int) *limits.Exceeded {
 	if g != nil && app.Counted(g.subject) {
-		g.x.Enforcer.AddBytes(g.subject, int64(n))
+		return g.x.Enforcer.AddBytes(g.subject, int64(n))
 	}
+	return nil
 }
 
 // admitCall checks one call against the project's current status, its

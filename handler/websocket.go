@@ -182,7 +182,9 @@ func (s *wsSession) Send(frame []byte) bool {
 	s.queued += size
 	notePeakQueued(s.queued)
 	s.qmu.Unlock()
-	s.rt.acc.countSent(len(frame))
+	if ex := s.rt.acc.countSent(len(frame)); ex != nil {
+		s.overBytes(ex)
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:

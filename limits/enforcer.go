@@ -122,12 +122,22 @@ func (e *Enforcer) now() time.Time {
 }
 
 // AddBytes counts response bytes (answers and notifications) sent to s.
-func (e *Enforcer) AddBytes(s Subject, n int64) {
+// It returns the daily bytes limit of s when these bytes reached it: a
+// client that only receives notifications makes no call to refuse, so
+// the caller suspends the project or closes the connection.
+func (e *Enforcer) AddBytes(s Subject, n int64) *Exceeded {
 	scope, id := s.scope()
-	e.counters.Add(scope, id, Usage{Bytes: n})
+	tot := e.counters.Add(scope, id, Usage{Bytes: n})
+	var x *Exceeded
+	if lim := s.Limits.BytesPerDay; lim > 0 && tot.Bytes >= lim && tot.Bytes-n < lim {
+		now := e.now()
+		reset := e.counters.ResetAt(now)
+		x = &Exceeded{Limit: BytesPerDay, Scope: scope, Value: float64(lim), Used: tot.Bytes, ResetAt: reset, RetryAfter: reset.Sub(now)}
+	}
 	if s.Project != "" && s.Owner != "" {
 		e.counters.Add(ScopeOwner, s.Owner, Usage{Bytes: n})
 	}
+	return x
 }
 
 // Report is a subject's use of today against its limits.
