@@ -87,9 +87,7 @@ func TestAccessEndingHeld(t *testing.T) {
 		if b.Error != nil {
 			t.Fatal(string(b.Raw))
 		}
-		if r := c.Call("system_chain", []any{}); r.Error != nil { // 3
-			t.Fatal(string(r.Raw))
-		}
+		follow := c.Subscribe("chainHead_v1_follow", []bool{false}) // 3
 		stops := node.Calls("transaction_v1_stop")
 		if r := c.Call("transaction_v1_stop", []json.RawMessage{b.Result}); r.Error != nil { // 4
 			t.Fatalf("stopping its own broadcast over the day: %s", r.Raw)
@@ -100,8 +98,15 @@ func TestAccessEndingHeld(t *testing.T) {
 		if r := c.Call("chain_unsubscribeNewHeads", []json.RawMessage{sub}); r.Error != nil || string(r.Result) != "true" { // 5
 			t.Fatalf("ending its own subscription over the day: %s", r.Raw)
 		}
+		ops := node.Calls("chainHead_v1_stopOperation")
+		if r := c.Call("chainHead_v1_stopOperation", []json.RawMessage{follow, json.RawMessage(`"op-1"`)}); r.ErrCode() == -32029 { // 6
+			t.Fatalf("stopping an operation of its own follow over the day: %s", r.Raw)
+		}
+		if node.Calls("chainHead_v1_stopOperation") != ops+1 {
+			t.Fatal("the stopOperation did not reach the node holding the follow")
+		}
 		r := decodeErr(t, c.Call("system_chain", []any{}).Raw)
-		if r.Error == nil || r.Error.Code != -32029 || r.Error.Data.Used != 5 {
+		if r.Error == nil || r.Error.Code != -32029 || r.Error.Data.Used != 6 {
 			t.Fatalf("the endings were not counted: %+v", r.Error)
 		}
 	})
