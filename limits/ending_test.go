@@ -7,28 +7,43 @@ import (
 	"time"
 )
 
-// AddBytes reports the daily bytes limit once, when the bytes reach it.
+// AddBytes reports a project's daily bytes limit once, when the bytes
+// reach it (the project is then suspended); a client IP's or an owner's
+// with every addition at or over it (each connection is closed).
 func TestEnforcerAddBytesReportsTheCrossing(t *testing.T) {
 	clk := newFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	e := NewEnforcer(Local(NewRateLimiter(0, clk.Now)), boltCounters(t, openBolt(t, filepath.Join(t.TempDir(), "c.db")), clk, nil))
-	s := Subject{Project: "p", Limits: Limits{BytesPerDay: 100}}
-	steps := []struct {
-		name  string
-		n     int64
-		limit bool
+	subjects := []struct {
+		name         string
+		s            Subject
+		limit, scope string
+		again        bool // reported past the limit too
 	}{
-		{"under", 60, false},
-		{"reaching it", 40, true},
-		{"past it", 10, false},
+		{"project", Subject{Project: "p", Limits: Limits{BytesPerDay: 100}}, BytesPerDay, ScopeProject, false},
+		{"client ip", Subject{IP: "10.0.0.1", Limits: Limits{BytesPerDay: 100}}, BytesPerDay, ScopeIP, true},
+		{"owner", Subject{Project: "o", Owner: "acme", OwnerBytesPerDay: 100}, OwnerBytesPerDay, ScopeOwner, true},
 	}
-	for _, st := range steps {
-		x := e.AddBytes(s, st.n)
-		if (x != nil) != st.limit {
-			t.Fatalf("%s: %+v", st.name, x)
-		}
-		if x != nil && (x.Limit != BytesPerDay || x.Used != 100 || !x.Daily()) {
-			t.Fatalf("%s: %+v", st.name, x)
-		}
+	for _, sc := range subjects {
+		t.Run(sc.name, func(t *testing.T) {
+			steps := []struct {
+				name  string
+				n     int64
+				limit bool
+			}{
+				{"under", 60, false},
+				{"reaching it", 40, true},
+				{"past it", 10, sc.again},
+			}
+			for _, st := range steps {
+				x := e.AddBytes(sc.s, st.n)
+				if (x != nil) != st.limit {
+					t.Fatalf("%s: %+v", st.name, x)
+				}
+				if x != nil && (x.Limit != sc.limit || x.Scope != sc.scope || x.Used < 100 || !x.Daily()) {
+					t.Fatalf("%s: %+v", st.name, x)
+				}
+			}
+		})
 	}
 	if x := e.AddBytes(Subject{Project: "q"}, 1<<30); x != nil {
 		t.Fatalf("no limit: %+v", x)
