@@ -216,11 +216,13 @@ func (h *Handler) observeCall(rt route, sess *wsSession, info *CallInfo) {
 }
 
 // countSent counts a frame queued for a WebSocket client toward the
-// daily bytes.
-func (g *grant) countSent(n int) {
+// daily bytes; it returns the daily bytes limit when this frame reached
+// it (see wsSession.overBytes).
+func (g *grant) countSent(n int) *limits.Exceeded {
 	if g != nil && app.Counted(g.subject) {
-		g.x.Enforcer.AddBytes(g.subject, int64(n))
+		return g.x.Enforcer.AddBytes(g.subject, int64(n))
 	}
+	return nil
 }
 
 // admitCall checks one call against the project's current status, its
@@ -232,6 +234,11 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 	}
 	g, req := rt.acc, c.Request
 	subject := g.subject
+	// Ending what this client holds is exempt from daily limits and
+	// suspension, never from the rate; ending anything else is a call
+	// like any other, answered by the gateway (see holdsEnded).
+	_, ender := methods.Ender(req.Method)
+	holds := ender && sess.holdsEnded(req)
 	if g.project != "" {
 		// The project as it is now: a change made on any gateway applies
 		// to open connections too (an in-memory read).
@@ -239,7 +246,7 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 		if !ok {
 			return refusal(req, http.StatusNotFound, 0, jsonrpc.NewError(CodeUnknownProject, "Unknown project "+g.project)), true
 		}
-		if p.StatusAt(time.Now()) != projects.Active {
+		if st := p.StatusAt(time.Now()); st != projects.Active && !(holds && st == projects.Suspended) {
 			e, reason := refuseProject(&p, rt.chain.Name, "", "")
 			g.x.Refused(reason, subject, nil)
 			return refusal(req, http.StatusForbidden, 0, e), true
@@ -249,18 +256,22 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 	if g.policy != nil && !g.policy.Allowed(req.Method) {
 		return reply(req, nil, jsonrpc.ErrMethodNotFound), true
 	}
-	if _, ends := methods.Ender(req.Method); ends {
-		return answer{}, false // ending what the client started is never refused
-	}
-	if sess != nil && subject.Limits.Subscriptions > 0 && matcher.IsSubscriptionMethod(req.Method) {
+	// A first look, so a subscribe over the limit is not counted; the
+	// check that holds is made with the reservation (wsSession.subscribe).
+	if sess != nil && !ender && subject.Limits.Subscriptions > 0 && matcher.IsSubscriptionMethod(req.Method) &&
+		!methods.IsUnsubscribeName(req.Method) {
 		if n := sess.subscriptionCount(); int64(n) >= subject.Limits.Subscriptions {
-			ex := &limits.Exceeded{Limit: limits.Subscriptions, Scope: scopeOf(subject), Value: float64(subject.Limits.Subscriptions),
-				Used: int64(n), RetryAfter: time.Second}
-			g.x.Refused(app.RefusedSubscriptions, subject, ex)
-			return refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex)), true
+			return sess.overSubscriptions(req, subject, n), true
 		}
 	}
 	if !app.Counted(subject) {
+		return answer{}, false
+	}
+	if holds {
+		if ex := g.x.Enforcer.AdmitEnding(ctx, subject); ex != nil {
+			g.x.Refused(app.RefusedRate, subject, ex)
+			return refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex)), true
+		}
 		return answer{}, false
 	}
 	ex, err := g.x.Enforcer.Admit(ctx, subject)

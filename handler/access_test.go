@@ -324,25 +324,6 @@ func TestAccessBytesPerDay(t *testing.T) {
 	t.Fatal("50 answers never reached bytes_per_day 300")
 }
 
-// Notifications pushed to a project's WebSocket count toward its daily
-// bytes too.
-func TestAccessNotificationBytes(t *testing.T) {
-	gw, x, _, node := startAccessNode(t, "")
-	p := createProject(t, x, projects.CreateRequest{Plan: "bytes"})
-	c := testgw.Dial(t, gw.WS("/dev/"+p.ID))
-	c.Subscribe("chain_subscribeNewHeads", []any{})
-	got := 0
-	for got <= 300 {
-		node.Chain().NewBlock()
-		got += len(c.Next(5 * time.Second).Raw)
-	}
-	// The first call after the notifications: only they (and the
-	// subscription's reply) can have used the day's bytes.
-	if r := c.Call("system_chain", []any{}); r.ErrCode() != -32029 || !strings.Contains(string(r.Raw), "bytes_per_day") {
-		t.Fatalf("after %d bytes of notifications: %s", got, r.Raw)
-	}
-}
-
 // Public access under a plan: limits per client IP.
 func TestAccessPublicPlan(t *testing.T) {
 	gw, _, _ := startAccess(t, "\t\t\tpublic rate")

@@ -58,6 +58,9 @@ func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jso
 		}
 	} else if methods.IsFollowScoped(req.Method) {
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Invalid followSubscription"))
+	} else if methods.IsBroadcastStop(req.Method) {
+		// Over HTTP no broadcast is held: nothing to stop on any node.
+		return reply(req, nil, errUnknownOperation)
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
 	defer cancel()

@@ -120,8 +120,8 @@ func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer 
 
 // stopBroadcast stops a broadcast on the node running it, with the stop
 // method of the family that started it (a v1 stop of an unstable
-// broadcast goes up as transaction_unstable_stop); unknown operation ids
-// go to any node, which rejects them.
+// broadcast goes up as transaction_unstable_stop). Ids of broadcasts the
+// client did not start are answered here: no node runs them for it.
 func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) answer {
 	var params []json.RawMessage
 	_ = json.Unmarshal(req.Params, &params)
@@ -134,13 +134,10 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
 	defer cancel()
-	var result json.RawMessage
-	var err error
-	if op.node != nil {
-		result, err = op.node.Call(ctx, op.stop, req.Params)
-	} else {
-		result, err = s.rt.chain.Upstream.Call(ctx, req.Method, req.Params)
+	if op.node == nil {
+		return reply(req, nil, errUnknownOperation)
 	}
+	result, err := op.node.Call(ctx, op.stop, req.Params)
 	if err != nil {
 		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}

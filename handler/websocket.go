@@ -182,7 +182,9 @@ func (s *wsSession) Send(frame []byte) bool {
 	s.queued += size
 	notePeakQueued(s.queued)
 	s.qmu.Unlock()
-	s.rt.acc.countSent(len(frame))
+	if ex := s.rt.acc.countSent(len(frame)); ex != nil {
+		s.overBytes(ex)
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -492,10 +494,17 @@ func (s *wsSession) end() {
 // subscribe opens a subscription for the client; its notifications are
 // released once the reply is queued.
 func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer {
+	subject, planLimit := s.planSubscriptions()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return answer{outcome: outCanceled}
+	}
+	// The plan's limit is checked with the reservation, under one lock:
+	// the subscribes of one batch run at once.
+	if n := len(s.subs) + s.reserved; planLimit > 0 && int64(n) >= planLimit {
+		s.mu.Unlock()
+		return s.overSubscriptions(req, subject, n)
 	}
 	if len(s.subs)+s.reserved >= s.h.MaxSubscriptions {
 		s.mu.Unlock()

@@ -122,12 +122,33 @@ func (e *Enforcer) now() time.Time {
 }
 
 // AddBytes counts response bytes (answers and notifications) sent to s.
-func (e *Enforcer) AddBytes(s Subject, n int64) {
+// It returns the daily bytes limit s is over, if any: a client that only
+// receives notifications makes no call to refuse, so the caller acts. A
+// project's limit is returned once, when these bytes reach it (the caller
+// suspends the project, which closes all its connections); a client IP's
+// or an owner's cap with every addition at or over it (the caller closes
+// the connection that sent them, so each of the subject's connections is
+// closed by its next frame).
+func (e *Enforcer) AddBytes(s Subject, n int64) *Exceeded {
 	scope, id := s.scope()
-	e.counters.Add(scope, id, Usage{Bytes: n})
-	if s.Project != "" && s.Owner != "" {
-		e.counters.Add(ScopeOwner, s.Owner, Usage{Bytes: n})
+	tot := e.counters.Add(scope, id, Usage{Bytes: n})
+	var x *Exceeded
+	if lim := s.Limits.BytesPerDay; lim > 0 && tot.Bytes >= lim && (scope != ScopeProject || tot.Bytes-n < lim) {
+		x = e.overBytes(BytesPerDay, scope, lim, tot.Bytes)
 	}
+	if s.Project != "" && s.Owner != "" {
+		ot := e.counters.Add(ScopeOwner, s.Owner, Usage{Bytes: n})
+		if lim := s.OwnerBytesPerDay; x == nil && lim > 0 && ot.Bytes >= lim {
+			x = e.overBytes(OwnerBytesPerDay, ScopeOwner, lim, ot.Bytes)
+		}
+	}
+	return x
+}
+
+func (e *Enforcer) overBytes(limit, scope string, value, used int64) *Exceeded {
+	now := e.now()
+	reset := e.counters.ResetAt(now)
+	return &Exceeded{Limit: limit, Scope: scope, Value: float64(value), Used: used, ResetAt: reset, RetryAfter: reset.Sub(now)}
 }
 
 // Report is a subject's use of today against its limits.

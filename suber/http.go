@@ -40,7 +40,13 @@ func newHTTPTransport(rawURL, display string, opts Options, log *zap.Logger) *ht
 		ForceAttemptHTTP2:   true,
 		TLSClientConfig:     opts.TLS,
 	}
-	return &httpTransport{url: rawURL, display: display, client: &http.Client{Transport: tr}, readLimit: opts.ReadLimit, header: opts.Header, log: log}
+	client := &http.Client{
+		Transport: tr,
+		// A redirect would carry the configured headers (API keys) to
+		// whatever host it names: it is reported as an error instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &httpTransport{url: rawURL, display: display, client: client, readLimit: opts.ReadLimit, header: opts.Header, log: log}
 }
 
 func (t *httpTransport) call(ctx context.Context, id uint64, method string, params json.RawMessage) (json.RawMessage, error) {
@@ -71,6 +77,16 @@ func (t *httpTransport) call(ctx context.Context, id uint64, method string, para
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// Only the target's host is named: its path or query may hold a key.
+		target := "elsewhere"
+		if loc, lerr := resp.Location(); lerr == nil {
+			target = "to " + loc.Host
+		}
+		err := fmt.Errorf("http upstream %s: status %d redirects %s; redirects are not followed: configure the node's final URL", t.display, resp.StatusCode, target)
+		t.fail(err)
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, t.readLimit))
 	if err != nil {
 		return nil, fmt.Errorf("http upstream: reading reply: %w", err)
