@@ -368,7 +368,7 @@ func (h *Handler) watchProjects() {
 		return
 	}
 	h.unwatch = x.Store().Watch(func(c projects.Change) {
-		h.projectCORS.m.Delete(c.ID)
+		h.projectCORS.forget(c.ID)
 		if c.Project != nil && c.Project.StatusAt(time.Now()) == projects.Active {
 			return
 		}

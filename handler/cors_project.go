@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -13,16 +12,22 @@ import (
 	"github.com/elara-gateway/elara/limits"
 )
 
-// projectCORSCache keeps the CORS built from each project's origins, so
-// a request does not rebuild it; an entry is rebuilt when the project
-// changes (its Updated time).
+// projectCORSCache keeps, per known project, the CORS its origins make
+// (nil: it lists none), so a request pays neither a lookup nor a build.
+// The store's change feed drops a project's entry (forget); gen keeps a
+// lookup made before a change from storing what the change replaced.
 type projectCORSCache struct {
-	m sync.Map // project id -> projectCORSEntry
+	mu  sync.RWMutex
+	gen uint64
+	m   map[string]*CORS
 }
 
-type projectCORSEntry struct {
-	updated time.Time
-	cors    *CORS
+// forget drops a project's entry after a change of it.
+func (pc *projectCORSCache) forget(id string) {
+	pc.mu.Lock()
+	pc.gen++
+	delete(pc.m, id)
+	pc.mu.Unlock()
 }
 
 // corsFor is the CORS of a request: on /{chain}/{project}, a project that
@@ -36,15 +41,31 @@ func (h *Handler) corsFor(rt *route) (c *CORS, project bool) {
 	if x == nil {
 		return h.cors, false
 	}
-	p, ok := x.Store().Lookup(rt.project)
-	if !ok || len(p.Origins) == 0 {
+	pc := h.projectCORS
+	pc.mu.RLock()
+	c, ok := pc.m[rt.project]
+	gen := pc.gen
+	pc.mu.RUnlock()
+	if !ok {
+		p, found := x.Store().Lookup(rt.project)
+		if !found {
+			return h.cors, false // unknown ids are not kept: admitRequest refuses them
+		}
+		if len(p.Origins) > 0 {
+			c = newProjectCORS(p.Origins)
+		}
+		pc.mu.Lock()
+		if pc.gen == gen {
+			if pc.m == nil {
+				pc.m = make(map[string]*CORS)
+			}
+			pc.m[rt.project] = c
+		}
+		pc.mu.Unlock()
+	}
+	if c == nil {
 		return h.cors, false
 	}
-	if e, ok := h.projectCORS.m.Load(p.ID); ok && e.(projectCORSEntry).updated.Equal(p.Updated) {
-		return e.(projectCORSEntry).cors, true
-	}
-	c = newProjectCORS(p.Origins)
-	h.projectCORS.m.Store(p.ID, projectCORSEntry{updated: p.Updated, cors: c})
 	return c, true
 }
 
