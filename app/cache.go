@@ -387,6 +387,11 @@ func (u groupUpstream) Call(ctx context.Context, method string, params json.RawM
 	return u.g.Call(ctx, method, params)
 }
 
+// CallFrom says which node answered, for the per-call hook.
+func (u groupUpstream) CallFrom(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, string, error) {
+	return callFrom(u.g, ctx, method, params)
+}
+
 func (u groupUpstream) Subscribe(ctx context.Context, method string, params json.RawMessage, unsub string, sink suber.Sink) (cacher.Subscription, error) {
 	sub, err := u.g.Subscribe(ctx, method, params, unsub, sink)
 	if err != nil {

@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/elara-gateway/elara/cacher"
+	"github.com/elara-gateway/elara/suber"
 )
 
 // Call answers one call for a client of this chain: from the cache when
@@ -12,6 +15,35 @@ func (c *Chain) Call(ctx context.Context, method string, params json.RawMessage)
 		return c.Cache.Call(ctx, method, params)
 	}
 	return c.Upstream.Call(ctx, method, params)
+}
+
+// Serve is Call that also says how the call was answered: from the
+// cache, or by which node.
+func (c *Chain) Serve(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, cacher.Served, error) {
+	if c.Cache != nil {
+		if s, ok := c.Cache.(servingCaller); ok {
+			return s.Serve(ctx, method, params)
+		}
+		v, err := c.Cache.Call(ctx, method, params)
+		return v, cacher.Served{}, err
+	}
+	v, node, err := callFrom(c.Upstream, ctx, method, params)
+	return v, cacher.Served{Node: node}, err
+}
+
+// callFrom calls a node of g and names the one that answered (its
+// address without credentials).
+func callFrom(g *suber.Group, ctx context.Context, method string, params json.RawMessage) (json.RawMessage, string, error) {
+	v, n, err := g.CallFrom(ctx, method, params)
+	if n == nil {
+		return v, "", err
+	}
+	return v, n.String(), err
+}
+
+// servingCaller is a Caller that says how it answered (*cacher.Cache).
+type servingCaller interface {
+	Serve(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, cacher.Served, error)
 }
 
 // Caller answers calls, possibly from a cache.

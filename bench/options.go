@@ -24,6 +24,8 @@ type options struct {
 	caddyExplicit bool
 	profileDir    string
 	serveNode     bool
+	// rounds repeats the request/response cases, setups taking turns.
+	rounds int
 
 	// Fan-out cases: how many subscribers per case, how many blocks the
 	// node makes and how often.
@@ -53,6 +55,7 @@ func parseFlags(args []string) (options, error) {
 	fanout := fs.String("fanout", "1000,10000", "fan-out case sizes: WebSocket subscribers per case (-quick: 1000)")
 	fs.IntVar(&o.blocks, "blocks", 30, "fan-out: blocks the node makes while clients are subscribed")
 	fs.DurationVar(&o.interval, "interval", 200*time.Millisecond, "fan-out: time between blocks")
+	fs.IntVar(&o.rounds, "rounds", 1, "run the request/response cases this many times, setups of one call taking turns; the report adds medians against each setup's baseline")
 	fs.BoolVar(&o.serveNode, "serve-node", false, "internal: run the fake node and answer control commands on stdin")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -94,6 +97,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.clients < 1 || o.duration <= 0 || o.warmup < 0 || o.timeout <= 0 {
 		return o, fmt.Errorf("-c, -d and -timeout must be positive, -warmup not negative")
+	}
+	if o.rounds < 1 {
+		return o, fmt.Errorf("-rounds must be at least 1")
 	}
 	if o.blocks < 1 || o.interval <= 0 {
 		return o, fmt.Errorf("-blocks and -interval must be positive")

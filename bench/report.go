@@ -31,6 +31,8 @@ type Result struct {
 	helperCPU float64
 	otherCPU  float64
 	err       error
+	// round is the result's round with -rounds (0 without).
+	round int
 }
 
 // report is the output of a run: one header line and the results table.
@@ -44,6 +46,7 @@ type report struct {
 	fanout   []FanoutResult
 	nofile   uint64 // open-file limit raised for fan-out cases (0: unknown)
 	cpuModel string
+	rounds   int // -rounds, when above 1
 	// load is the 1-minute load average when the run started: other work
 	// on the machine skews every number, and this shows it.
 	load string
@@ -116,7 +119,11 @@ func resultsTable(results []Result) table {
 		column{name: "client CPU/req", right: true},
 		column{name: "other load", right: true})
 	for _, res := range results {
-		row := []string{string(res.Case.Transport), res.Case.Target.Name()}
+		name := res.Case.Target.Name()
+		if res.round > 0 {
+			name += fmt.Sprintf(" (round %d)", res.round)
+		}
+		row := []string{string(res.Case.Transport), name}
 		if multi {
 			row = append(row, res.Case.Workload.Method())
 		}
@@ -228,6 +235,9 @@ func (r report) write(w io.Writer) error {
 			b.WriteString("\n" + sectionCaption(name, by[name]) + "\n")
 		}
 		b.WriteString("\n" + resultsTable(by[name]).markdown())
+	}
+	if cs := compare(r.results); r.rounds > 1 && len(cs) > 0 {
+		b.WriteString("\n" + comparisonCaption(r.rounds) + "\n\n" + comparisonTable(cs).markdown())
 	}
 	if len(r.fanout) > 0 {
 		b.WriteString("\n" + r.fanoutCaption() + "\n\n" + fanoutTable(r.fanout).markdown())

@@ -124,13 +124,21 @@ func runRequestCases(ctx context.Context, o options, cases []Case, dir string, r
 		noteCaddyVersion(ctx, t, env, rep)
 	}
 
-	for _, c := range cases {
-		res := runCase(ctx, c, env, o)
-		if ctx.Err() != nil {
-			break // an interrupted case would be a misleading row
+	if o.rounds > 1 {
+		rep.rounds = o.rounds
+	}
+	for round := range o.rounds {
+		for _, c := range roundOrder(cases, round) {
+			res := runCase(ctx, c, env, o)
+			if ctx.Err() != nil {
+				return nil // an interrupted case would be a misleading row
+			}
+			if o.rounds > 1 {
+				res.round = round + 1
+			}
+			rep.results = append(rep.results, res)
+			logResult(res)
 		}
-		rep.results = append(rep.results, res)
-		logResult(res)
 	}
 	return nil
 }

@@ -22,6 +22,20 @@ type Upstream interface {
 	Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink suber.Sink) (Subscription, error)
 }
 
+// NodeReporter is an Upstream that also says which node answered a
+// call, for the per-call hook (CallInfo.Node).
+type NodeReporter interface {
+	CallFrom(ctx context.Context, method string, params json.RawMessage) (result json.RawMessage, node string, err error)
+}
+
+// Served says how a call was answered: from the cache, or by which node
+// (empty when the upstream does not say, or for a runtime constant's
+// miss, which may try several nodes).
+type Served struct {
+	Hit  bool
+	Node string
+}
+
 // Subscription is an open upstream subscription.
 type Subscription interface {
 	Unsubscribe(ctx context.Context) (json.RawMessage, error)
@@ -80,6 +94,7 @@ type Options struct {
 type Cache struct {
 	opts       Options
 	up         Upstream
+	reporter   NodeReporter // up, when it says which node answered
 	store      Store
 	rules      *Rules
 	clock      Clock
@@ -173,6 +188,7 @@ func New(opts Options) (*Cache, error) {
 		latest:     make(map[string]latestEntry),
 		kick:       make(chan struct{}, 1),
 	}
+	c.reporter, _ = opts.Upstream.(NodeReporter)
 	c.flight.base = life
 	return c, nil
 }
@@ -187,12 +203,18 @@ func (c *Cache) fresh(t time.Time) bool {
 // what may be stored). Store failures are misses; they never reach the
 // caller.
 func (c *Cache) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	v, _, err := c.Serve(ctx, method, params)
+	return v, err
+}
+
+// Serve is Call that also says how the call was answered.
+func (c *Cache) Serve(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, Served, error) {
 	p := c.plan(method, params)
 	switch p.kind {
 	case planLatest:
 		if v, ok := c.latestValue(p.latest); ok {
 			c.metrics.hit(c.opts.Name, p.label, len(v))
-			return v, nil
+			return v, Served{Hit: true}, nil
 		}
 		c.metrics.miss(c.opts.Name, p.label)
 		return c.uncached(ctx, method, params)
@@ -202,7 +224,17 @@ func (c *Cache) Call(ctx context.Context, method string, params json.RawMessage)
 		c.metrics.miss(c.opts.Name, p.label)
 		return c.uncached(ctx, method, params)
 	}
-	return c.up.Call(ctx, method, params)
+	return c.upCall(ctx, method, params)
+}
+
+// upCall is a call to a node on a client's behalf.
+func (c *Cache) upCall(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, Served, error) {
+	if c.reporter != nil {
+		v, node, err := c.reporter.CallFrom(ctx, method, params)
+		return v, Served{Node: node}, err
+	}
+	v, err := c.up.Call(ctx, method, params)
+	return v, Served{}, err
 }
 
 // passFlightKey starts the flight keys of misses answered but not stored.
@@ -211,48 +243,50 @@ const passFlightKey = "\x00pass:"
 // uncached answers a cacheable call that cannot be cached now (no fresh
 // latest entry, head or runtime not known yet) from a node, once for all
 // concurrent identical calls: after a stall every client asks at once.
-func (c *Cache) uncached(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+func (c *Cache) uncached(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, Served, error) {
 	// Callers told of different heads do not share a call: one told of
 	// block N must not get an answer asked for before N.
 	key := passFlightKey + strconv.FormatUint(c.seenBest.Load(), 10) + ":" + strconv.FormatUint(c.seenFinal.Load(), 10) +
 		"\x00" + method + "\x00" + string(params)
-	v, err := c.flight.do(ctx, key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
-		return c.up.Call(fctx, method, params)
+	v, node, err := c.flight.do(ctx, key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, string, error) {
+		v, s, err := c.upCall(fctx, method, params)
+		return v, s.Node, err
 	})
 	if errors.Is(err, errClosed) {
-		return c.up.Call(ctx, method, params)
+		return c.upCall(ctx, method, params)
 	}
-	return v, err
+	return v, Served{Node: node}, err
 }
 
-func (c *Cache) keyed(ctx context.Context, method string, params json.RawMessage, p plan) (json.RawMessage, error) {
+func (c *Cache) keyed(ctx context.Context, method string, params json.RawMessage, p plan) (json.RawMessage, Served, error) {
 	if v, err := c.store.Get(ctx, p.key); err == nil {
 		c.metrics.hit(c.opts.Name, p.label, len(v))
-		return v, nil
+		return v, Served{Hit: true}, nil
 	}
 	c.metrics.miss(c.opts.Name, p.label)
 	var v json.RawMessage
+	var node string
 	var err error
 	if p.runtime != "" {
-		v, err = c.fillRuntime(ctx, method, p)
+		v, node, err = c.fillRuntime(ctx, method, p)
 	} else {
-		v, err = c.fill(ctx, method, p)
+		v, node, err = c.fill(ctx, method, p)
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, errClosed):
 		// The cache is closing (a config reload): a node answers.
-		return c.up.Call(ctx, method, params)
+		return c.upCall(ctx, method, params)
 	case p.runtime != "" && (errors.Is(err, errNoAnchor) || unknownBlock(err)):
 		// No node could name a block of the runtime, or none knows it
 		// any more: the node's answer, stored nowhere.
-		return c.up.Call(ctx, method, params)
+		return c.upCall(ctx, method, params)
 	case p.pinned && unknownBlock(err):
 		// A node behind the others may not know the pinned head yet; the
 		// client asked for "latest", which that node can still answer.
-		return c.up.Call(ctx, method, params)
+		return c.upCall(ctx, method, params)
 	}
-	return v, err
+	return v, Served{Node: node}, err
 }
 
 // unknownBlock reports whether err is a node's "unknown block" answer:
@@ -268,20 +302,20 @@ const codeClientError = 4003
 
 // fill makes the upstream call behind a miss, once for all concurrent
 // identical misses, and stores a cacheable result.
-func (c *Cache) fill(ctx context.Context, method string, p plan) (json.RawMessage, error) {
-	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
+func (c *Cache) fill(ctx context.Context, method string, p plan) (json.RawMessage, string, error) {
+	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, string, error) {
 		return c.fetch(fctx, method, p)
 	})
 }
 
 // fetch makes one upstream call for p and stores a cacheable result. A
 // store error is a miss for the next caller, nothing more.
-func (c *Cache) fetch(ctx context.Context, method string, p plan) (json.RawMessage, error) {
-	v, err := c.up.Call(ctx, method, p.upParams)
+func (c *Cache) fetch(ctx context.Context, method string, p plan) (json.RawMessage, string, error) {
+	v, s, err := c.upCall(ctx, method, p.upParams)
 	if err == nil && cacheable(v) {
 		_ = c.store.Set(ctx, p.key, v, SetOptions{TTL: p.ttl, Chain: c.opts.Name, Method: p.label, Share: c.rules.Share(method)})
 	}
-	return v, err
+	return v, s.Node, err
 }
 
 // cacheable excludes null: the data may appear later (a block not yet

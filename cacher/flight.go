@@ -31,6 +31,7 @@ type flightCall struct {
 	joined int // callers besides the first; guarded by flight.mu
 	done   chan struct{}
 	val    json.RawMessage
+	node   string // the node that answered, when known
 	err    error
 }
 
@@ -39,11 +40,11 @@ type flightCall struct {
 // fail the others waiting on the same call) but that ends after timeout
 // or when the cache closes. Each caller still gives up when its own ctx
 // ends. Once the cache closes (base ends), do returns errClosed at once.
-func (f *flight) do(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (json.RawMessage, error)) (json.RawMessage, error) {
+func (f *flight) do(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (json.RawMessage, string, error)) (json.RawMessage, string, error) {
 	f.mu.Lock()
 	if f.closed || f.base.Err() != nil {
 		f.mu.Unlock()
-		return nil, errClosed
+		return nil, "", errClosed
 	}
 	if f.calls == nil {
 		f.calls = make(map[string]*flightCall)
@@ -64,8 +65,8 @@ func (f *flight) do(ctx context.Context, key string, timeout time.Duration, fn f
 		defer f.wg.Done()
 		fctx, cancel := context.WithTimeout(f.base, timeout)
 		defer cancel()
-		v, err := fn(fctx)
-		c.val, c.err = v, sharedError(fctx, f.base, err)
+		v, node, err := fn(fctx)
+		c.val, c.node, c.err = v, node, sharedError(fctx, f.base, err)
 		f.mu.Lock()
 		delete(f.calls, key)
 		f.mu.Unlock()
@@ -74,12 +75,12 @@ func (f *flight) do(ctx context.Context, key string, timeout time.Duration, fn f
 	return c.wait(ctx)
 }
 
-func (c *flightCall) wait(ctx context.Context) (json.RawMessage, error) {
+func (c *flightCall) wait(ctx context.Context) (json.RawMessage, string, error) {
 	select {
 	case <-c.done:
-		return c.val, c.err
+		return c.val, c.node, c.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
 	}
 }
 

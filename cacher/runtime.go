@@ -116,9 +116,9 @@ func (c *Cache) anchorFor(ctx context.Context, spec string) (string, error) {
 	if hash, ok := c.knownAnchor(spec); ok {
 		return hash, nil
 	}
-	v, err := c.flight.do(ctx, anchorFlightKey+spec, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
+	v, _, err := c.flight.do(ctx, anchorFlightKey+spec, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, string, error) {
 		hash, err := c.findAnchor(fctx, spec)
-		return json.RawMessage(hash), err
+		return json.RawMessage(hash), "", err
 	})
 	return string(v), err
 }
@@ -174,13 +174,14 @@ func (c *Cache) findAnchor(ctx context.Context, spec string) (string, error) {
 
 // fillRuntime fills a runtime constant's miss: the upstream call is made
 // at an anchor of the key's spec version, once for all concurrent misses.
-func (c *Cache) fillRuntime(ctx context.Context, method string, p plan) (json.RawMessage, error) {
-	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, error) {
+func (c *Cache) fillRuntime(ctx context.Context, method string, p plan) (json.RawMessage, string, error) {
+	return c.flight.do(ctx, p.key, c.opts.CallTimeout, func(fctx context.Context) (json.RawMessage, string, error) {
 		hash, err := c.anchorFor(fctx, p.runtime)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return c.fetchRuntime(fctx, method, p, hash)
+		v, err := c.fetchRuntime(fctx, method, p, hash)
+		return v, "", err
 	})
 }
 

@@ -364,7 +364,7 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) bool {
 		var err error
 		switch {
 		case rule.Class != ClassAtBlock:
-			_, err = c.fetch(cctx, m, p) // the node's constants
+			_, _, err = c.fetch(cctx, m, p) // the node's constants
 		case anchored:
 			p.runtime, p.hashPos = spec, rule.HashPos
 			_, err = c.fetchRuntime(cctx, m, p, anchor)

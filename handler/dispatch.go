@@ -25,6 +25,9 @@ type answer struct {
 	// for the HTTP answer (see refusalStatus).
 	status     int
 	retryAfter int64
+	// cacheHit and node say who answered (see CallInfo).
+	cacheHit bool
+	node     string
 }
 
 // dispatch serves one parsed entry.
@@ -64,14 +67,18 @@ func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jso
 	}
 	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
 	defer cancel()
-	result, err := rt.chain.Call(ctx, req.Method, req.Params)
+	result, served, err := rt.chain.Serve(ctx, req.Method, req.Params)
 	if err == nil && req.Method == "rpc_methods" {
 		result, err = h.policy.FilterMethods(result)
 	}
+	var a answer
 	if err != nil {
-		return reply(req, nil, h.clientError(rt, req.Method, err))
+		a = reply(req, nil, h.clientError(rt, req.Method, err))
+	} else {
+		a = reply(req, result, nil)
 	}
-	return reply(req, result, nil)
+	a.cacheHit, a.node = served.Hit, served.Node
+	return a
 }
 
 func reply(req *jsonrpc.Request, result json.RawMessage, e *jsonrpc.Error) answer {

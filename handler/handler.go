@@ -76,8 +76,10 @@ type Handler struct {
 	app    *app.App
 	policy *Policy
 	cors   *CORS
-	chains map[string]bool
-	log    *zap.Logger
+	// projectCORS holds the CORS of projects that list origins.
+	projectCORS *projectCORSCache
+	chains      map[string]bool
+	log         *zap.Logger
 	// rlog carries the warnings that a misbehaving client or a stuck node
 	// could otherwise repeat thousands of times a second.
 	rlog  *rateLog
@@ -148,6 +150,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.policy = p
+	h.projectCORS = new(projectCORSCache)
 	if h.cors, err = NewCORS(h.Origins); err != nil {
 		return fmt.Errorf("origins: %w", err)
 	}
@@ -240,8 +243,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	rt, rpcErr, status := h.route(r.URL.Path)
 	// Every reply carries the CORS headers, errors included, so a browser
 	// shows the dApp the JSON-RPC error instead of a bare CORS failure.
-	// A per-project origin list will take over from the handler's here.
-	cors, origin := h.cors, r.Header.Get("Origin")
+	// A project that lists origins decides them for its paths.
+	cors, projectCORS := h.corsFor(&rt)
+	origin := r.Header.Get("Origin")
 	cors.SetHeaders(w.Header(), origin)
 	if r.Method == http.MethodOptions {
 		// Preflights are answered on any path: the request that follows
@@ -249,6 +253,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return cors.Preflight(w, r)
 	}
 	if !cors.Allows(origin) {
+		if projectCORS {
+			return h.refuseProjectOrigin(w, r, &rt, origin)
+		}
 		if ce := h.log.Check(zap.DebugLevel, "origin refused"); ce != nil {
 			ce.Write(zap.String("origin", truncateOrigin(origin)), zap.String("path", r.URL.Path))
 		}

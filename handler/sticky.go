@@ -47,10 +47,12 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	defer cancel()
 	if !methods.IsOperation(req.Method) {
 		result, err := up.Call(ctx, req.Method, rewritten)
+		a := reply(req, result, nil)
 		if err != nil {
-			return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+			a = reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 		}
-		return reply(req, result, nil)
+		a.node = up.Node().String()
+		return a
 	}
 	// The operation's events wait until its reply is queued.
 	op := sub.NewOperation(func(id json.RawMessage) { s.stopOperation(up, req.Method, id) })
@@ -62,6 +64,7 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 		a = reply(req, result, nil)
 	}
 	a.after = op.Release
+	a.node = up.Node().String()
 	return a
 }
 
@@ -102,7 +105,11 @@ func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer 
 	defer cancel()
 	result, node, err := s.rt.chain.Upstream.CallNode(ctx, req.Method, req.Params)
 	if err != nil {
-		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		a := reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		if node != nil {
+			a.node = node.String()
+		}
+		return a
 	}
 	if string(result) != "null" {
 		stop, _ := methods.BroadcastStop(req.Method)
@@ -115,7 +122,9 @@ func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer 
 		}
 		s.mu.Unlock()
 	}
-	return reply(req, result, nil)
+	a := reply(req, result, nil)
+	a.node = node.String()
+	return a
 }
 
 // stopBroadcast stops a broadcast on the node running it, with the stop
@@ -138,10 +147,12 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 		return reply(req, nil, errUnknownOperation)
 	}
 	result, err := op.node.Call(ctx, op.stop, req.Params)
+	a := reply(req, result, nil)
 	if err != nil {
-		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		a = reply(req, nil, s.h.clientError(s.rt, req.Method, err))
 	}
-	return reply(req, result, nil)
+	a.node = op.node.String()
+	return a
 }
 
 // stopBroadcasts stops the broadcasts a departed client left running:

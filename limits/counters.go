@@ -155,7 +155,13 @@ func (c *Counters) today(now time.Time) (string, time.Time) {
 // Add counts use for scope and id today and returns today's total with
 // it. It does no I/O.
 func (c *Counters) Add(scope, id string, u Usage) Usage {
-	now := c.opts.Clock.now()
+	return c.addAt(c.opts.Clock.now(), scope, id, u)
+}
+
+// addAt is Add at now, read from the counters' clock by the caller: a
+// call that counts several things reads the clock once (time.Now is not
+// cheap on every virtual machine).
+func (c *Counters) addAt(now time.Time, scope, id string, u Usage) Usage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	day, reset := c.today(now)
@@ -173,7 +179,11 @@ func (c *Counters) Add(scope, id string, u Usage) Usage {
 // Used is today's total for scope and id as this gateway knows it (at
 // most one flush behind the others).
 func (c *Counters) Used(scope, id string) Usage {
-	now := c.opts.Clock.now()
+	return c.usedAt(c.opts.Clock.now(), scope, id)
+}
+
+// usedAt is Used at now (see addAt).
+func (c *Counters) usedAt(now time.Time, scope, id string) Usage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	day, reset := c.today(now)

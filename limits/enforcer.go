@@ -74,30 +74,31 @@ func (e *Enforcer) Admit(ctx context.Context, s Subject) (*Exceeded, error) {
 		return nil, ErrUnavailable
 	}
 	now := e.now()
+	cnow := e.countersNow(now)
 	scope, id := s.scope()
-	if x := e.daily(now, scope, id, s.Limits.RequestsPerDay, s.Limits.BytesPerDay); x != nil {
+	if x := e.daily(now, cnow, scope, id, s.Limits.RequestsPerDay, s.Limits.BytesPerDay); x != nil {
 		return x, nil
 	}
 	if s.Project != "" && s.Owner != "" {
-		if x := e.daily(now, ScopeOwner, s.Owner, s.OwnerRequestsPerDay, s.OwnerBytesPerDay); x != nil {
+		if x := e.daily(now, cnow, ScopeOwner, s.Owner, s.OwnerRequestsPerDay, s.OwnerBytesPerDay); x != nil {
 			return x, nil
 		}
 	}
 	if d := e.rate.Allow(ctx, scope+":"+id, s.Limits); !d.Allowed {
 		return &Exceeded{Limit: RequestsPerSecond, Scope: scope, Value: s.Limits.RequestsPerSecond, RetryAfter: d.RetryAfter}, nil
 	}
-	e.counters.Add(scope, id, Usage{Requests: 1})
+	e.counters.addAt(cnow, scope, id, Usage{Requests: 1})
 	if s.Project != "" && s.Owner != "" {
-		e.counters.Add(ScopeOwner, s.Owner, Usage{Requests: 1})
+		e.counters.addAt(cnow, ScopeOwner, s.Owner, Usage{Requests: 1})
 	}
 	return nil, nil
 }
 
-func (e *Enforcer) daily(now time.Time, scope, id string, reqs, bytes int64) *Exceeded {
+func (e *Enforcer) daily(now, cnow time.Time, scope, id string, reqs, bytes int64) *Exceeded {
 	if reqs <= 0 && bytes <= 0 {
 		return nil
 	}
-	u := e.counters.Used(scope, id)
+	u := e.counters.usedAt(cnow, scope, id)
 	limit, value, used := "", int64(0), int64(0)
 	switch {
 	case reqs > 0 && u.Requests >= reqs:
@@ -112,6 +113,15 @@ func (e *Enforcer) daily(now time.Time, scope, id string, reqs, bytes int64) *Ex
 	}
 	reset := e.counters.ResetAt(now)
 	return &Exceeded{Limit: limit, Scope: scope, Value: float64(value), Used: used, ResetAt: reset, RetryAfter: reset.Sub(now)}
+}
+
+// countersNow is the counters' time for a call admitted at now: the same
+// reading when the enforcer has no clock of its own.
+func (e *Enforcer) countersNow(now time.Time) time.Time {
+	if e.Clock != nil {
+		return e.counters.opts.Clock.now()
+	}
+	return now
 }
 
 func (e *Enforcer) now() time.Time {
@@ -131,13 +141,14 @@ func (e *Enforcer) now() time.Time {
 // closed by its next frame).
 func (e *Enforcer) AddBytes(s Subject, n int64) *Exceeded {
 	scope, id := s.scope()
-	tot := e.counters.Add(scope, id, Usage{Bytes: n})
+	now := e.counters.opts.Clock.now()
+	tot := e.counters.addAt(now, scope, id, Usage{Bytes: n})
 	var x *Exceeded
 	if lim := s.Limits.BytesPerDay; lim > 0 && tot.Bytes >= lim && (scope != ScopeProject || tot.Bytes-n < lim) {
 		x = e.overBytes(BytesPerDay, scope, lim, tot.Bytes)
 	}
 	if s.Project != "" && s.Owner != "" {
-		ot := e.counters.Add(ScopeOwner, s.Owner, Usage{Bytes: n})
+		ot := e.counters.addAt(now, ScopeOwner, s.Owner, Usage{Bytes: n})
 		if lim := s.OwnerBytesPerDay; x == nil && lim > 0 && ot.Bytes >= lim {
 			x = e.overBytes(OwnerBytesPerDay, ScopeOwner, lim, ot.Bytes)
 		}

@@ -201,22 +201,30 @@ func anyNode(*Node) bool { return true }
 // someone else's call must not cost this one. Writes are never retried,
 // as the first node may have acted on them.
 func (g *Group) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	result, _, err := g.CallFrom(ctx, method, params)
+	return result, err
+}
+
+// CallFrom is Call that also reports the node that answered (or last
+// failed; nil when none was picked).
+func (g *Group) CallFrom(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *Node, error) {
 	n, err := g.pick(ctx, anyNode, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	result, err := n.Call(ctx, method, params)
 	if err != nil && errors.Is(err, ErrConnectionLost) && ctx.Err() == nil && !IsWrite(method) {
 		other, perr := g.pick(ctx, anyNode, n)
 		if perr != nil {
 			if !n.Connected() {
-				return result, err
+				return result, n, err
 			}
 			other = n
 		}
-		return other.Call(ctx, method, params)
+		result, err = other.Call(ctx, method, params)
+		return result, other, err
 	}
-	return result, err
+	return result, n, err
 }
 
 // CallNode sends a request to a ready node, never retried, and reports

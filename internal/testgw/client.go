@@ -109,6 +109,9 @@ type WSClient struct {
 	t      testing.TB
 	Conn   *websocket.Conn
 	nextID atomic.Int64
+	// writeMu serialises writes: a WebSocket connection takes one writer
+	// at a time, and tests call from several goroutines.
+	writeMu sync.Mutex
 
 	mu      sync.Mutex
 	replies map[string]chan *Response
@@ -173,7 +176,10 @@ func (c *WSClient) read() {
 // SendRaw writes one text frame.
 func (c *WSClient) SendRaw(data []byte) {
 	c.t.Helper()
-	if err := c.Conn.WriteMessage(websocket.TextMessage, data); err != nil {
+	c.writeMu.Lock()
+	err := c.Conn.WriteMessage(websocket.TextMessage, data)
+	c.writeMu.Unlock()
+	if err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
