@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,19 +71,6 @@ func TestProjectsWithPolkadotJS(t *testing.T) {
 	n := realNode(t)
 	g := startGateway(t, n, projectsCaddyfile, map[string]string{"STORE": ""}, chainURLPath)
 	id := createProjectVia(t, g, "tight")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "pjs_limits.mjs", g.wsURL(chainURLPath+"/"+id), fmt.Sprintf("http://127.0.0.1:%d", g.adminPort), id)
-	cmd.Dir = testdataDir
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = childProcAttr()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
-	if !ok {
-		t.Fatalf("pjs_limits.mjs printed no result (%v)\n%s\n%s", runErr, truncate(stdout.String(), 3000), truncate(stderr.String(), 3000))
-	}
 	var r struct {
 		OK           bool     `json:"ok"`
 		Error        string   `json:"error"`
@@ -98,11 +82,9 @@ func TestProjectsWithPolkadotJS(t *testing.T) {
 		CloseMs      int      `json:"closeMs"`
 		Disconnected bool     `json:"disconnected"`
 	}
-	if err := json.Unmarshal(line, &r); err != nil {
-		t.Fatal(err)
-	}
+	run := runScript(t, 90*time.Second, nil, &r, "pjs_limits.mjs", g.wsURL(chainURLPath+"/"+id), fmt.Sprintf("http://127.0.0.1:%d", g.adminPort), id)
 	if !r.OK {
-		t.Fatalf("script failed: %s\nstderr:\n%s", r.Error, truncate(stderr.String(), 3000))
+		t.Fatalf("script failed (%v): %s\nstderr:\n%s", run.err, r.Error, run.stderr)
 	}
 	if r.Chain == "" || r.Served < 15 || r.Served > 26 || len(r.Refused) < 14 {
 		t.Fatalf("40 calls at once with burst 20: %d served, %d refused (chain %q)", r.Served, len(r.Refused), r.Chain)
@@ -232,19 +214,6 @@ func TestProjectsWithPolkadotAPI(t *testing.T) {
 	if err := rpcResult(n.httpURL(), "dev_newBlock", []any{map[string]any{"count": 1}}, &made); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "papi_limits.mjs", g.wsURL(chainURLPath+"/"+id))
-	cmd.Dir = testdataDir
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = childProcAttr()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	line, ok := scanResultLine(stdout.Bytes(), "ELARA_E2E_RESULT ")
-	if !ok {
-		t.Fatalf("papi_limits.mjs printed no result (%v)\n%s\n%s", runErr, truncate(stdout.String(), 3000), truncate(stderr.String(), 3000))
-	}
 	var r struct {
 		OK      bool     `json:"ok"`
 		Error   string   `json:"error"`
@@ -253,11 +222,9 @@ func TestProjectsWithPolkadotAPI(t *testing.T) {
 		Refused []string `json:"refused"`
 		After   string   `json:"after"`
 	}
-	if err := json.Unmarshal(line, &r); err != nil {
-		t.Fatal(err)
-	}
+	run := runScript(t, 90*time.Second, nil, &r, "papi_limits.mjs", g.wsURL(chainURLPath+"/"+id))
 	if !r.OK {
-		t.Fatalf("script failed: %s\nstderr:\n%s", r.Error, truncate(stderr.String(), 3000))
+		t.Fatalf("script failed (%v): %s\nstderr:\n%s", run.err, r.Error, run.stderr)
 	}
 	if r.Served < 10 || r.Served > 26 || len(r.Refused) < 14 || r.After == "" {
 		t.Fatalf("40 requests at once with burst 20: %d served, %d refused, then %q", r.Served, len(r.Refused), r.After)
