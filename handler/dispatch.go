@@ -70,6 +70,11 @@ func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jso
 	result, served, err := rt.chain.Serve(ctx, req.Method, req.Params)
 	if err == nil && req.Method == "rpc_methods" {
 		result, err = h.policy.FilterMethods(result)
+		// A project's own allow/deny narrows the list further: clients are
+		// never offered a method they would be refused.
+		if err == nil && rt.acc != nil && rt.acc.policy != nil {
+			result, err = rt.acc.policy.FilterMethods(result)
+		}
 	}
 	var a answer
 	if err != nil {
