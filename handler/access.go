@@ -95,7 +95,7 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, rt *route
 			return false, writeError(w, http.StatusForbidden, jsonrpc.NewError(CodeForbidden,
 				"This gateway serves projects only: use /"+rt.chain.Name+"/{project id}"))
 		}
-		g.subject = x.Subject(nil, ip)
+		g.subject = x.Subject(nil, ipLimitKey(ip))
 	} else {
 		p, ok := x.Store().Lookup(rt.project)
 		if !ok {
@@ -116,7 +116,7 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, rt *route
 		g.subject = x.Subject(&p, ip)
 	}
 	if isWebSocketUpgrade(r) {
-		scope, id := limits.ScopeIP, ip
+		scope, id := limits.ScopeIP, ipLimitKey(ip)
 		if g.project != "" {
 			scope, id = limits.ScopeProject, g.project
 		}
@@ -434,4 +434,23 @@ func isErrorReply(b []byte, id []byte) bool {
 	}
 	rest, ok = bytes.CutPrefix(rest, id)
 	return ok && bytes.HasPrefix(rest, []byte(`,"error":`))
+}
+
+// ipLimitKey is what per-IP limits count a client address under: an IPv4
+// address as it is, an IPv6 address by its /64, which one subscriber
+// usually holds whole (a client hopping addresses inside it would
+// otherwise get a fresh allowance each time).
+func ipLimitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
