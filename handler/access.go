@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -73,7 +74,10 @@ type grant struct {
 	project string // "" for public access
 	subject limits.Subject
 	policy  *Policy // the project's allow/deny, or nil
-	release func()  // gives back the connection slot
+	// rules are the project's restrictions as admitted (restrictionsKey):
+	// a connection admitted under other rules is closed (watchProjects).
+	rules   string
+	release func() // gives back the connection slot
 }
 
 // admitRequest checks a request's project (or public access) before any
@@ -114,6 +118,7 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, rt *route
 			g.policy = pol
 		}
 		g.subject = x.Subject(&p, ip)
+		g.rules = restrictionsKey(&p)
 	}
 	if isWebSocketUpgrade(r) {
 		scope, id := limits.ScopeIP, ipLimitKey(ip)
@@ -251,8 +256,9 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 	_, ender := methods.Ender(req.Method)
 	holds := ender && sess.holdsEnded(req)
 	if g.project != "" {
-		// The project as it is now: a change made on any gateway applies
-		// to open connections too (an in-memory read).
+		// The project's status as it is now (an in-memory read): a
+		// suspension made on any gateway applies to open connections;
+		// changed restrictions close them (watchProjects).
 		p, ok := g.x.Store().Lookup(g.project)
 		if !ok {
 			return refusal(req, http.StatusNotFound, 0, jsonrpc.NewError(CodeUnknownProject, "Unknown project "+g.project)), true
@@ -389,6 +395,10 @@ func (h *Handler) watchProjects() {
 	h.unwatch = x.Store().Watch(func(c projects.Change) {
 		h.projectCORS.forget(c.ID)
 		if c.Project != nil && c.Project.StatusAt(time.Now()) == projects.Active {
+			// Connections admitted under other chains, origins, networks or
+			// method rules end: reconnecting applies the new ones.
+			rules := restrictionsKey(c.Project)
+			go h.closeSessions(c.ID, "project restrictions changed", func(g *grant) bool { return g.rules != rules })
 			return
 		}
 		reason := "project deleted"
@@ -396,17 +406,18 @@ func (h *Handler) watchProjects() {
 			reason = "project " + string(c.Project.StatusAt(time.Now()))
 		}
 		// Watch callbacks must not block: closing takes locks.
-		go h.closeProject(c.ID, reason)
+		go h.closeSessions(c.ID, reason, nil)
 	})
 }
 
-// closeProject closes every WebSocket of project id with 1008 and reason.
-func (h *Handler) closeProject(id, reason string) {
+// closeSessions closes the WebSockets of project id (those whose grant
+// match selects, or all when match is nil) with 1008 and reason.
+func (h *Handler) closeSessions(id, reason string, match func(*grant) bool) {
 	set := h.sessions
 	set.mu.Lock()
 	var victims []*wsSession
 	for s := range set.all {
-		if s.rt.project == id {
+		if s.rt.project == id && (match == nil || s.rt.acc != nil && match(s.rt.acc)) {
 			victims = append(victims, s)
 		}
 	}
@@ -453,4 +464,15 @@ func ipLimitKey(ip string) string {
 		return ip
 	}
 	return p.String()
+}
+
+// restrictionsKey sums up what a project restricts its clients to: two
+// versions of a project with the same key admit the same connections.
+func restrictionsKey(p *projects.Project) string {
+	var b strings.Builder
+	for _, list := range [][]string{p.Chains, p.Origins, p.Networks, p.Allow, p.Deny} {
+		b.WriteString(strings.Join(list, "\x00"))
+		b.WriteByte('\x01')
+	}
+	return b.String()
 }

@@ -179,6 +179,6 @@ func TestAccessStopLeavesNoGoroutine(t *testing.T) {
 		buf := make([]byte, 4<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		return !bytes.Contains(buf, []byte("elara/limits.")) && !bytes.Contains(buf, []byte("elara/projects.")) &&
-			!bytes.Contains(buf, []byte("elara/handler.(*Handler).closeProject"))
+			!bytes.Contains(buf, []byte("elara/handler.(*Handler).closeSessions"))
 	})
 }
