@@ -150,20 +150,7 @@ func TestInvalidUTF8NeverCostsAnUpstreamConnection(t *testing.T) {
 
 // hardeningPolicyCaddyfile limits one route by family and bounds the send
 // queue in bytes, so both are checked against the node.
-const hardeningPolicyCaddyfile = `{
-	admin 127.0.0.1:@@ADMIN_PORT@@
-	default_bind 127.0.0.1
-	auto_https off
-	skip_install_trust
-	elara {
-		chain westend {
-			node @@NODE_URL@@ {
-				pool 2
-			}
-		}
-	}
-}
-
+const hardeningPolicyCaddyfile = globalOptionsTemplate + `
 http://127.0.0.1:@@HTTP_PORT@@ {
 	elara_rpc {
 		deny chain_subscribeNewHeads

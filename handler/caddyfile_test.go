@@ -126,6 +126,18 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		{"empty deny pattern", "elara_rpc {\n deny \"\"\n}", 2, "empty"},
 		{"chain name with a slash", "elara_rpc {\n chains dev\n chains a/b\n}", 3, "a/b"},
 		{"inline chain name with a space", "elara_rpc dev \"a b\"", 1, "a b"},
+		{"origins no argument", "elara_rpc {\n origins\n}", 2, ""},
+		{"origins path", "elara_rpc {\n\n origins https://app.example.com/dapp\n}", 3, "https://app.example.com/dapp"},
+		{"origins trailing slash", "elara_rpc {\n origins https://app.example.com/\n}", 2, "app.example.com/"},
+		{"origins no scheme", "elara_rpc {\n origins app.example.com\n}", 2, "app.example.com"},
+		{"origins query", "elara_rpc {\n origins https://a.example?x=1\n}", 2, "a.example?x=1"},
+		{"origins empty query", "elara_rpc {\n origins https://a.example?\n}", 2, "a.example?"},
+		{"origins fragment", "elara_rpc {\n origins https://a.example#top\n}", 2, "a.example#top"},
+		{"origins empty port", "elara_rpc {\n origins https://a.example:\n}", 2, "a.example:"},
+		{"origins user info", "elara_rpc {\n origins https://me@a.example\n}", 2, "me@a.example"},
+		{"origins wildcard subdomain", "elara_rpc {\n origins https://*.example.com\n}", 2, "*.example.com"},
+		{"origins star among origins", "elara_rpc {\n origins https://a.example\n origins *\n}", 3, "*"},
+		{"origins null", "elara_rpc {\n origins null\n}", 2, "null"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
