@@ -67,6 +67,7 @@ func TestNoGoroutineLeakAcrossReloads(t *testing.T) {
 			url = b.URL()
 		}
 		testgw.Load(t, gw.Caddyfile(chainBlock("dev", testChainOpts, url), "\telara_rpc"))
+		awaitServing(t, gw)
 		c := testgw.Dial(t, gw.WS("/dev"))
 		c.Subscribe("chain_subscribeNewHeads", nil)
 		c.Subscribe("state_subscribeRuntimeVersion", nil)
