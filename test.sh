@@ -43,3 +43,8 @@ export ELARA_REQUIRE_BROWSER=1
 
 echo "== go test" >&2
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# The race detector inflates goroutine stacks, so the memory bound per
+# WebSocket client is checked in a build without it.
+echo "== go test (memory per WebSocket client, without -race)" >&2
+go test -count=1 ./handler -run '^TestMemoryPerIdleSubscribedClient$'

@@ -29,7 +29,8 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return append([]caddy.AdminRoute{{Pattern: "/elara/upstreams", Handler: caddy.AdminHandlerFunc(handleUpstreams)}}, projectRoutes()...)
+	routes := append([]caddy.AdminRoute{{Pattern: "/elara/upstreams", Handler: caddy.AdminHandlerFunc(handleUpstreams)}}, projectRoutes()...)
+	return append(routes, statsRoutes()...)
 }
 
 // ChainReport is one chain as the admin API shows it.

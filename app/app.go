@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/elara-gateway/elara/cacher"
+	"github.com/elara-gateway/elara/jobs"
 	"github.com/elara-gateway/elara/limits"
 	"github.com/elara-gateway/elara/matcher"
 	"github.com/elara-gateway/elara/suber"
@@ -43,14 +46,24 @@ type App struct {
 	// Projects turns on projects and limits. Default: off, every path is
 	// served without limits.
 	Projects *ProjectsConfig `json:"projects,omitempty"`
+	// Stats configures statistics. Default: on, embedded (or on the
+	// app's Redis), with every default of StatsConfig; {"disabled": true}
+	// turns them off.
+	Stats *StatsConfig `json:"stats,omitempty"`
 
 	cache           *cacheState
 	redis           redis.UniversalClient
 	redisKey        string
 	access          *Access
 	accessKey       string
+	stats           *statsShared
+	statsKey        string
+	statsCurrent    *jobs.Reader
 	projectStoreKey string
 	chains          map[string]*Chain
+	// applies are what this config sets on each of its chains when it
+	// starts (chain_apply.go).
+	applies map[string]*chainApply
 	// nodeLabels name each chain's nodes in metrics, in config order.
 	nodeLabels map[string][]string
 	nodeKeys   []string
@@ -79,6 +92,18 @@ type ChainConfig struct {
 	// outlives its last client, to be reused if one comes back.
 	// Default: 30s.
 	SubscriptionGrace *caddy.Duration `json:"subscription_grace,omitempty"`
+	// MaxUpstreamCalls bounds the client calls at the chain's nodes at
+	// once; more wait, admitted in turn per client IP and connection.
+	// Default: 128.
+	MaxUpstreamCalls int `json:"max_upstream_calls,omitempty"`
+	// MaxPendingCalls bounds the client calls waiting for or at the
+	// chain's nodes; a call over it is refused with -32029 naming the
+	// bound and reaches no node. Default: 8192.
+	MaxPendingCalls int `json:"max_pending_calls,omitempty"`
+	// MaxSharedSubscriptions bounds the upstream subscriptions the chain
+	// holds for its clients (shared ones count once); a subscribe while
+	// it is reached is refused with -32029 naming the bound. Default: 4096.
+	MaxSharedSubscriptions int `json:"max_shared_subscriptions,omitempty"`
 }
 
 // NodeConfig configures one upstream node.
@@ -89,6 +114,11 @@ type NodeConfig struct {
 	URL string `json:"url"`
 	// Pool is how many WebSocket connections to keep to the node. Default: 4.
 	Pool int `json:"pool,omitempty"`
+	// ExtraConnections bounds the connections opened beyond Pool when the
+	// pool's connections hold all the subscriptions a node allows one
+	// connection (polkadot-sdk: 1024, and 4 chainHead follows); they close
+	// again after 30s without a subscription. 0 opens none. Default: 16.
+	ExtraConnections *int `json:"extra_connections,omitempty"`
 	// DialTimeout bounds one connection attempt. Default: 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 	// PingInterval is how often the connection is pinged; one silent for
@@ -113,15 +143,33 @@ const (
 	DefaultSubscriptionGrace = 30 * time.Second
 )
 
-// Chain is a chain as handlers use it.
+// Chain is a chain as handlers use it. It is kept across every reload
+// that keeps its name; the config in force sets its nodes, options and
+// cache (chain_apply.go).
 type Chain struct {
-	Name           string
-	Upstream       *suber.Group
-	Matcher        *matcher.Matcher
-	RequestTimeout time.Duration
-	// Cache, when set, answers the calls it can before they reach a node.
-	Cache Caller
+	Name     string
+	Upstream *suber.Group
+	Matcher  *matcher.Matcher
+	// timeout is the request timeout in force.
+	timeout atomic.Int64
+	// cache, when set, answers the calls it can before they reach a node.
+	cache atomic.Pointer[cacher.Cache]
+	// bounds are the totals of the running config (bounds.go).
+	bounds atomic.Pointer[ChainBounds]
+
+	mu sync.Mutex
+	// inForce are the started configs' settings, oldest first; the last
+	// one is in force.
+	inForce []*chainApply
+	// held are the nodePool keys of the nodes the chain holds a reference
+	// on: those in force and those draining (chain_apply.go).
+	held    map[*suber.Node]string
+	drains  sync.WaitGroup
+	closing chan struct{}
 }
+
+// RequestTimeout bounds every upstream call made for a client.
+func (c *Chain) RequestTimeout() time.Duration { return time.Duration(c.timeout.Load()) }
 
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
@@ -147,6 +195,7 @@ type destructibleChain struct{ *Chain }
 func (d destructibleChain) Destruct() error {
 	d.Matcher.Close()
 	d.Upstream.Close()
+	d.releaseNodes()
 	return nil
 }
 
@@ -155,6 +204,7 @@ func (d destructibleChain) Destruct() error {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
 	a.chains = make(map[string]*Chain, len(a.Chains))
+	a.applies = make(map[string]*chainApply, len(a.Chains))
 	a.nodeLabels = make(map[string][]string, len(a.Chains))
 	if err := a.registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -180,7 +230,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("chain %s: %w", name, err)
 		}
 	}
-	return a.provisionAccess(ctx)
+	if err := a.provisionAccess(ctx); err != nil {
+		return err
+	}
+	return a.provisionStats(ctx)
 }
 
 func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer) error {
@@ -213,9 +266,12 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 			Header:         tr.header,
 			Logger:         a.log.With(zap.String("chain", name)),
 		}
-		key := strings.Join([]string{name, url, strconv.Itoa(nc.Pool), time.Duration(nc.DialTimeout).String(),
-			time.Duration(nc.PingInterval).String(), strconv.FormatInt(nc.MaxMessageSize, 10), time.Duration(cc.HealthInterval).String(),
-			tr.fingerprint, labels[i]}, "\x00")
+		opts.MaxExtraConnections = extraConnections(nc.ExtraConnections)
+		key, err := poolKey(nodeKey{Chain: name, Label: labels[i], URL: url, Node: nc.withDefaults(),
+			HealthInterval: cc.healthInterval(), Transport: tr.fingerprint})
+		if err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
 		val, _, err := nodePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			n, err := suber.NewNode(url, opts)
 			if err != nil {
@@ -235,42 +291,45 @@ func (a *App) provisionChain(name string, cc *ChainConfig, repl *caddy.Replacer)
 		nodes = append(nodes, node)
 		keys = append(keys, key)
 	}
-	timeout := time.Duration(cc.RequestTimeout)
-	if timeout <= 0 {
-		timeout = DefaultRequestTimeout
+	set := cc.settings()
+	ckey, err := poolKey(chainKey{Name: name})
+	if err != nil {
+		return err
 	}
-	rules := suber.DefaultReadiness
-	if cc.MaxLag != nil {
-		rules.MaxLag = *cc.MaxLag
-	}
-	if cc.HeadTimeout != nil {
-		rules.HeadTimeout = time.Duration(*cc.HeadTimeout)
-	}
-	grace := DefaultSubscriptionGrace
-	if cc.SubscriptionGrace != nil {
-		grace = time.Duration(*cc.SubscriptionGrace)
-	}
-	chainKey := strings.Join([]string{name, strings.Join(keys, "\x01"), timeout.String(),
-		strconv.FormatUint(rules.MaxLag, 10), rules.HeadTimeout.String(), grace.String(), a.cacheKey()}, "\x02")
-	val, _, err := chainPool.LoadOrNew(chainKey, func() (caddy.Destructor, error) {
-		g := suber.NewGroup(nodes, rules)
-		return destructibleChain{&Chain{
+	val, loaded, err := chainPool.LoadOrNew(ckey, func() (caddy.Destructor, error) {
+		g := suber.NewGroup(nodes, set.Readiness)
+		c := &Chain{
 			Name:     name,
 			Upstream: g,
+			held:     make(map[*suber.Node]string),
+			closing:  make(chan struct{}),
 			Matcher: matcher.New(g, matcher.Options{
-				Grace:       grace,
-				CallTimeout: timeout,
+				Grace:       set.Grace,
+				CallTimeout: set.RequestTimeout,
 				Logger:      a.log.With(zap.String("chain", name)),
 			}),
-			RequestTimeout: timeout,
-		}}, nil
+		}
+		c.timeout.Store(int64(set.RequestTimeout))
+		c.setBounds(set.Bounds)
+		return destructibleChain{c}, nil
 	})
 	if err != nil {
 		return err
 	}
-	a.keys = append(a.keys, chainKey)
-	a.chains[name] = val.(destructibleChain).Chain
-	return a.provisionChainCache(chainKey, a.chains[name])
+	a.keys = append(a.keys, ckey)
+	c := val.(destructibleChain).Chain
+	a.chains[name] = c
+	x := &chainApply{settings: set, nodes: nodes, nodeKeys: keys}
+	a.applies[name] = x
+	if x.cache, err = a.provisionChainCache(c, set.RequestTimeout); err != nil {
+		return err
+	}
+	if !loaded {
+		// A chain new to this config serves with it from the start; a
+		// kept one changes when this config starts.
+		c.setCache(x.cache)
+	}
+	return nil
 }
 
 // Validate checks the configuration.
@@ -282,12 +341,18 @@ func (a *App) Validate() error {
 		if len(cc.Nodes) == 0 {
 			return fmt.Errorf("chain %s: at least one node is required", name)
 		}
+		if err := cc.checkBounds(); err != nil {
+			return fmt.Errorf("chain %s: %w", name, err)
+		}
 		if err := cc.checkValues(); err != nil {
 			return fmt.Errorf("chain %s: %w", name, err)
 		}
 		for i, n := range cc.Nodes {
 			if n.Pool < 0 || n.Pool > 256 {
 				return fmt.Errorf("chain %s node %d: pool must be between 1 and 256", name, i)
+			}
+			if x := n.ExtraConnections; x != nil && (*x < 0 || *x > 256) {
+				return fmt.Errorf("chain %s node %d: extra_connections must be between 0 and 256", name, i)
 			}
 			if err := n.checkTransport(); err != nil {
 				return fmt.Errorf("chain %s node %d: %w", name, i, err)
@@ -297,21 +362,28 @@ func (a *App) Validate() error {
 	if err := a.validateCache(); err != nil {
 		return err
 	}
+	if err := a.Stats.validate(); err != nil {
+		return err
+	}
 	return a.validateAccess()
 }
 
 // Start connects every node. Nodes shared with the previous config are
 // already connected; starting them again does nothing.
 func (a *App) Start() error {
-	for _, c := range a.chains {
-		for _, n := range c.Upstream.Nodes() {
+	for _, x := range a.applies {
+		for _, n := range x.nodes {
 			n.Start()
 		}
 	}
 	a.startCache()
+	for _, name := range a.ChainNames() {
+		a.chains[name].apply(a.applies[name])
+	}
 	if err := a.startAccess(); err != nil {
 		return err
 	}
+	a.startStats()
 	a.log.Info("elara started", zap.Int("chains", len(a.chains)))
 	return nil
 }
@@ -322,12 +394,19 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	a.stopCache()
 	a.stopAccess()
+	a.stopStats()
 	return nil
 }
 
 // Cleanup releases the chains and nodes; the last config to let go of one
 // closes it.
 func (a *App) Cleanup() error {
+	// First, while its nodes and caches are held: a config that started
+	// but is cleaned up first (another app failed to start) hands the
+	// chains back to the config still running.
+	for name, x := range a.applies {
+		a.chains[name].release(x)
+	}
 	a.cleanupCache()
 	for _, k := range a.keys {
 		_, _ = chainPool.Delete(k)
@@ -336,6 +415,7 @@ func (a *App) Cleanup() error {
 		_, _ = nodePool.Delete(k)
 	}
 	a.keys, a.nodeKeys = nil, nil
+	a.cleanupStats()
 	a.cleanupAccess()
 	a.cleanupRedis()
 	return nil
@@ -384,6 +464,18 @@ func checkNodeURL(raw string) error {
 		return fmt.Errorf("node url scheme %q: must be ws, wss, http or https", scheme)
 	}
 	return nil
+}
+
+// extraConnections maps the extra_connections setting to suber's option:
+// unset is its default, 0 is none.
+func extraConnections(x *int) int {
+	switch {
+	case x == nil:
+		return 0
+	case *x == 0:
+		return -1
+	}
+	return *x
 }
 
 // Interface guards

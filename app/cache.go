@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"reflect"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -128,8 +127,8 @@ type cacheState struct {
 	storeKey string
 	rules    *cacher.Rules
 	metrics  *cacher.Metrics
-	// key joins the chain keys, so a changed cache config builds new
-	// chains (and caches) instead of changing shared ones under traffic.
+	// key joins the chain caches' keys, so a changed cache config builds
+	// new caches instead of changing shared ones under traffic.
 	key     string
 	keys    []string
 	started []*cacher.Cache
@@ -199,11 +198,18 @@ func (a *App) provisionCache(ctx caddy.Context) error {
 	log := a.log.Named("cache")
 	switch cc.Store {
 	case CacheStoreMemory:
-		st.storeKey = "memory\x00" + strconv.FormatInt(cc.MaxSize, 10)
+		st.storeKey, err = poolKey(struct {
+			Store   string `json:"store"`
+			MaxSize int64  `json:"max_size"`
+		}{cc.Store, cc.MaxSize})
 	case CacheStoreRedis:
-		st.storeKey = "redis\x00" + st.key
+		// The whole cache config: the store's options are among it.
+		st.storeKey = st.key
 	default:
 		return fmt.Errorf("cache: unknown store %q (memory or redis)", cc.Store)
+	}
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
 	}
 	val, _, err := storePool.LoadOrNew(st.storeKey, func() (caddy.Destructor, error) {
 		if cc.Store == CacheStoreMemory {
@@ -237,26 +243,27 @@ func (cc *CacheConfig) overrides() map[string]cacher.Override {
 	return out
 }
 
-// cacheKey is what the cache config adds to a chain's key.
-func (a *App) cacheKey() string {
+// provisionChainCache loads the chain's cache for this config: the one
+// the previous config used when the cache config and the request timeout
+// (which bounds the cache's calls) are the same, a new one otherwise. It
+// is nil when the cache is off.
+func (a *App) provisionChainCache(c *Chain, timeout time.Duration) (*cacher.Cache, error) {
 	if a.cache == nil {
-		return ""
-	}
-	return a.cache.key
-}
-
-// provisionChainCache gives a chain its cache. The cache shares the
-// chain's key and lifetime: a chain new to this config gets a new cache,
-// a chain kept from the previous config keeps its own.
-func (a *App) provisionChainCache(key string, c *Chain) error {
-	if a.cache == nil {
-		return nil
+		return nil, nil
 	}
 	pin := cacher.PinBest
 	if a.Cache.Pin == "finalized" {
 		pin = cacher.PinFinalized
 	}
-	val, loaded, err := chainCachePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+	key, err := poolKey(struct {
+		Chain   string        `json:"chain"`
+		Cache   string        `json:"cache"`
+		Timeout time.Duration `json:"timeout"`
+	}{c.Name, a.cache.key, timeout})
+	if err != nil {
+		return nil, err
+	}
+	val, _, err := chainCachePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		cache, err := cacher.New(cacher.Options{
 			Name:        c.Name,
 			Upstream:    groupUpstream{c.Upstream},
@@ -266,7 +273,7 @@ func (a *App) provisionChainCache(key string, c *Chain) error {
 			Refresh:     time.Duration(a.Cache.Refresh),
 			MaxStale:    time.Duration(a.Cache.MaxStale),
 			PinnedTTL:   time.Duration(a.Cache.PinnedTTL),
-			CallTimeout: c.RequestTimeout,
+			CallTimeout: timeout,
 			Logger:      a.log.Named("cache").With(zap.String("chain", c.Name)),
 			Metrics:     a.cache.metrics,
 		})
@@ -276,18 +283,10 @@ func (a *App) provisionChainCache(key string, c *Chain) error {
 		return destructibleCache{cache}, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.cache.keys = append(a.cache.keys, key)
-	// Only a chain nobody serves yet is written to: a kept chain already
-	// holds this very cache.
-	if !loaded && c.Cache == nil {
-		cache := val.(destructibleCache).Cache
-		c.Cache = cache
-		c.Matcher.ObserveHeads(cache.ObserveHead)
-		c.Matcher.ObserveRuntime(cache.ObserveRuntime)
-	}
-	return nil
+	return val.(destructibleCache).Cache, nil
 }
 
 // validateCache checks the cache and Redis configuration.
@@ -345,7 +344,7 @@ func (a *App) startCache() {
 		return
 	}
 	for _, name := range a.ChainNames() {
-		if c, ok := a.chains[name].Cache.(*cacher.Cache); ok {
+		if c := a.applies[name].cache; c != nil {
 			c.Start()
 			a.cache.started = append(a.cache.started, c)
 		}

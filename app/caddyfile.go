@@ -23,6 +23,7 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		chain <name> {
 //			node <url> {                       # ws://, wss://, http:// or https://; may repeat
 //				pool             <connections>  # WebSocket connections kept (default 4)
+//				extra_connections <n>           # beyond pool, for subscriptions when those are full (default 16; 0 none)
 //				dial_timeout     <duration>     # one connection attempt (default 5s)
 //				ping_interval    <duration>     # keepalive; silent 2 intervals = dead (default 20s)
 //				max_message_size <size>         # largest message from the node (default 64MiB)
@@ -38,6 +39,9 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			head_timeout       <duration>  # no new head while others see them: not ready (default 1m, 0 off)
 //			health_interval    <duration>  # system_health poll (default 5s)
 //			subscription_grace <duration>  # shared subscription kept after its last client (default 30s)
+//			max_upstream_calls       <calls>          # client calls at the nodes at once; more wait in turn (default 128)
+//			max_pending_calls        <calls>          # waiting or at the nodes; more are refused (default 8192)
+//			max_shared_subscriptions <subscriptions>  # upstream ones held for clients (default 4096)
 //		}
 //		redis [<host:port...>] {
 //			address      <host:port...>  # one: a server; several: a Cluster
@@ -89,6 +93,20 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			public     <plan>|off      # paths without a project; default: no limits
 //			redis_down open|closed     # limits while Redis is down, default open
 //		}
+//		stats off                     # statistics are on (embedded) without this
+//		stats {
+//			store            bolt|redis  # default redis with the redis option, else bolt
+//			dir              <path>      # bolt: default {data dir}/elara (file stats.db)
+//			prefix           <string>    # redis key prefix, default elara: (keys under {stats})
+//			flush_interval   <duration>  # bolt: aggregates written (what a crash loses), default 5s
+//			hourly_retention <duration>  # hourly aggregates kept, default 48h
+//			daily_retention  <duration>  # daily aggregates kept, default 2160h (90 days)
+//			latest_errors    <n>         # failed calls listed per project, default 100
+//			buffer           <records>   # records waiting; more are dropped and counted, default 65536
+//			jobs             on|off      # redis: this instance aggregates the stream, default on
+//			geoip            <file.mmdb> # country database; without it countries are "unknown"
+//			project_label                # elara_stats_project_calls_total by project
+//		}
 //	}
 //
 // A chain may have several `node` lines; the block after a node is optional.
@@ -100,6 +118,9 @@ func ParseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 // `projects` turns on projects (/{chain}/{project}) and the limits of
 // the plans; projects themselves are data, managed through the admin API
 // (/elara/projects) or `caddy elara project`.
+// Statistics are on by default, aggregated in a bolt file (or on the
+// app's Redis), read through the admin API (/elara/stats/...); days and
+// hours start in the projects' time_zone.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume option name
 	if d.NextArg() {
@@ -150,6 +171,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.Projects.unmarshalCaddyfile(d); err != nil {
 				return err
 			}
+		case "stats":
+			a.Stats = new(StatsConfig)
+			if err := a.Stats.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
 		case "redis":
 			a.Redis = new(RedisConfig)
 			if err := a.Redis.unmarshalCaddyfile(d); err != nil {
@@ -164,6 +190,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 func (cc *ChainConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if ok, err := cc.unmarshalBound(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		switch d.Val() {
 		case "node":
 			if !d.NextArg() {
@@ -224,6 +256,10 @@ func (nc *NodeConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "pool":
 			nc.Pool, err = intArg(d)
+		case "extra_connections":
+			var x int
+			x, err = intArg(d)
+			nc.ExtraConnections = &x
 		case "dial_timeout":
 			nc.DialTimeout, err = durationArg(d)
 		case "ping_interval":

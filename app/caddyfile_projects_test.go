@@ -50,24 +50,12 @@ func TestProjectsCaddyfile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := new(App)
-			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-			if tc.wantErr {
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("error %v, want %q", err, tc.want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := json.Marshal(struct {
-				Plans    any `json:"plans,omitempty"`
-				Projects any `json:"projects,omitempty"`
-			}{a.Plans, a.Projects})
-			if string(got) != tc.want {
-				t.Fatalf("got  %s\nwant %s", got, tc.want)
-			}
+			checkAppOption(t, tc.input, tc.want, tc.wantErr, func(a *App) any {
+				return struct {
+					Plans    any `json:"plans,omitempty"`
+					Projects any `json:"projects,omitempty"`
+				}{a.Plans, a.Projects}
+			})
 		})
 	}
 }
@@ -87,5 +75,27 @@ func TestProjectsValidate(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// checkAppOption adapts input as the elara global option: with wantErr
+// its error must contain want, otherwise the JSON of the part of the
+// config that part picks must equal want.
+func checkAppOption(t *testing.T, input, want string, wantErr bool, part func(*App) any) {
+	t.Helper()
+	a := new(App)
+	err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	if wantErr {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want %q", err, want)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(part(a))
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

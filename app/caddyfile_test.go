@@ -54,6 +54,8 @@ func TestAppUnmarshalCaddyfile(t *testing.T) {
 		}}}}},
 		{"node option sizes", "elara {\n chain a {\n  node ws://h {\n   max_message_size 100MB\n  }\n }\n}",
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h", MaxMessageSize: 100_000_000}}}}},
+		{"extra connections", "elara {\n chain a {\n  node ws://h {\n   extra_connections 0\n  }\n  node ws://i {\n   extra_connections 8\n  }\n }\n}",
+			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h", ExtraConnections: ptrInt(0)}, {URL: "ws://i", ExtraConnections: ptrInt(8)}}}}},
 		{"pool zero means default", "elara {\n chain a {\n  node ws://h {\n   pool 0\n  }\n }\n}",
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h"}}}}},
 		{"empty node block", "elara {\n chain a {\n  node ws://h {\n  }\n }\n}",
@@ -88,6 +90,10 @@ func TestAppUnmarshalCaddyfile(t *testing.T) {
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "WSS://h"}}}}},
 		{"several chains", "elara {\n chain a {\n  node ws://a\n }\n chain b {\n  node ws://b\n }\n}",
 			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://a"}}}, "b": {Nodes: []*NodeConfig{{URL: "ws://b"}}}}},
+		{"chain bounds", "elara {\n chain a {\n  node ws://h\n  max_upstream_calls 16\n  max_pending_calls 1000\n  max_shared_subscriptions 50\n }\n}",
+			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h"}}, MaxUpstreamCalls: 16, MaxPendingCalls: 1000, MaxSharedSubscriptions: 50}}},
+		{"chain bounds unset: defaults at provisioning", "elara {\n chain a {\n  node ws://h\n }\n}",
+			map[string]*ChainConfig{"a": {Nodes: []*NodeConfig{{URL: "ws://h"}}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +157,11 @@ func TestAppUnmarshalCaddyfileErrors(t *testing.T) {
 		{"node url with no scheme", "elara {\n chain a {\n  node 127.0.0.1:9944\n }\n}", 3, "ws://"},
 		{"node url scheme only", "elara {\n chain a {\n  node localhost:9944\n }\n}", 3, "ws://"},
 		{"node url secrets stay out of the error", "elara {\n chain a {\n  node ftp://user:s3cret@x/key123\n }\n}", 3, "ftp"},
+		{"max_upstream_calls zero", "elara {\n chain a {\n  node ws://x\n  max_upstream_calls 0\n }\n}", 4, "0"},
+		{"max_pending_calls negative", "elara {\n chain a {\n  node ws://x\n\n  max_pending_calls -5\n }\n}", 5, "-5"},
+		{"max_shared_subscriptions not a number", "elara {\n chain a {\n  node ws://x\n  max_shared_subscriptions many\n }\n}", 4, "many"},
+		{"max_upstream_calls without arg", "elara {\n chain a {\n  node ws://x\n  max_upstream_calls\n }\n}", 4, ""},
+		{"max_pending_calls two args", "elara {\n chain a {\n  node ws://x\n  max_pending_calls 1 2\n }\n}", 4, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,3 +249,5 @@ func TestParseGlobalOption(t *testing.T) {
 		t.Error("ParseGlobalOption accepted an unknown option")
 	}
 }
+
+func ptrInt(v int) *int { return &v }

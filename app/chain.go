@@ -11,8 +11,8 @@ import (
 // Call answers one call for a client of this chain: from the cache when
 // it can, otherwise from a node.
 func (c *Chain) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	if c.Cache != nil {
-		return c.Cache.Call(ctx, method, params)
+	if cache := c.cache.Load(); cache != nil {
+		return cache.Call(ctx, method, params)
 	}
 	return c.Upstream.Call(ctx, method, params)
 }
@@ -20,12 +20,8 @@ func (c *Chain) Call(ctx context.Context, method string, params json.RawMessage)
 // Serve is Call that also says how the call was answered: from the
 // cache, or by which node.
 func (c *Chain) Serve(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, cacher.Served, error) {
-	if c.Cache != nil {
-		if s, ok := c.Cache.(servingCaller); ok {
-			return s.Serve(ctx, method, params)
-		}
-		v, err := c.Cache.Call(ctx, method, params)
-		return v, cacher.Served{}, err
+	if cache := c.cache.Load(); cache != nil {
+		return cache.Serve(ctx, method, params)
 	}
 	v, node, err := callFrom(c.Upstream, ctx, method, params)
 	return v, cacher.Served{Node: node}, err
@@ -39,11 +35,6 @@ func callFrom(g *suber.Group, ctx context.Context, method string, params json.Ra
 		return v, "", err
 	}
 	return v, n.String(), err
-}
-
-// servingCaller is a Caller that says how it answered (*cacher.Cache).
-type servingCaller interface {
-	Serve(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, cacher.Served, error)
 }
 
 // Caller answers calls, possibly from a cache.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ func (a *App) registerMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	m := defaultUpstreamMetrics()
-	for _, c := range []prometheus.Collector{m.calls, m.latency, chainCollector{a}} {
+	for _, c := range []prometheus.Collector{m.calls, m.latency, chainCollector{a}, boundsCollector{a}} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -128,19 +129,26 @@ func (c chainCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c chainCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range c.a.ChainNames() {
-		chain := c.a.chains[name]
+		x := c.a.applies[name]
+		if x == nil {
+			continue // cleaned up
+		}
 		labels := c.a.nodeLabels[name]
-		nodes := chain.Upstream.Nodes()
-		for i, h := range chain.Upstream.Health() {
-			if i >= len(labels) {
-				break
+		// The chain's nodes are the config's in force: a config being
+		// replaced reports those of its nodes that are still in the group.
+		nodes, hs := c.a.chains[name].Upstream.NodeHealth()
+		for k, n := range x.nodes {
+			i := slices.Index(nodes, n)
+			if i < 0 || k >= len(labels) {
+				continue
 			}
+			h := hs[i]
 			ready := 0.0
 			if h.Ready {
 				ready = 1
 			}
-			ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, ready, name, labels[i])
-			ch <- prometheus.MustNewConstMetric(upstreamSubsDesc, prometheus.GaugeValue, float64(nodes[i].Subscriptions()), name, labels[i])
+			ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, ready, name, labels[k])
+			ch <- prometheus.MustNewConstMetric(upstreamSubsDesc, prometheus.GaugeValue, float64(n.Subscriptions()), name, labels[k])
 		}
 	}
 }

@@ -109,6 +109,7 @@ type Access struct {
 	log       *zap.Logger
 
 	suspending sync.Map // project ids being suspended
+	handles    projectHandles
 
 	// statuses are the last statuses seen, to tell a resumed project.
 	smu      sync.Mutex
@@ -213,6 +214,7 @@ func (x *Access) watch() {
 	}
 	x.smu.Unlock()
 	x.unwatch = x.shared.store.Watch(func(c projects.Change) {
+		x.forgetHandles(c.ID)
 		x.smu.Lock()
 		prev, had := x.statuses[c.ID]
 		if t := x.lapses[c.ID]; t != nil {
@@ -354,9 +356,13 @@ func (a *App) provisionAccess(ctx caddy.Context) error {
 	}
 	// The store is keyed by what it opens (a bolt file can be opened once
 	// per process), the counters and rate limiters by every setting.
-	storeKey := "bolt\x00" + pc.Dir
+	sk := projectStoreKey{Store: ProjectsStoreBolt, Dir: pc.Dir}
 	if pc.Store == ProjectsStoreRedis {
-		storeKey = "redis\x00" + a.redisKey + "\x00" + pc.Prefix
+		sk = projectStoreKey{Store: ProjectsStoreRedis, Redis: a.redisKey, Prefix: pc.Prefix}
+	}
+	storeKey, err := poolKey(sk)
+	if err != nil {
+		return fmt.Errorf("projects: %w", err)
 	}
 	keyJSON, err := json.Marshal(struct {
 		P *ProjectsConfig

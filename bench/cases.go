@@ -170,6 +170,11 @@ func selectCases(groups, names []string, sizes []int) ([]Case, []FanoutCase, err
 					fan = append(fan, FanoutCase{Clients: n, Target: name})
 				}
 			}
+			// chainHead followers beside the new-heads subscribers: a
+			// node takes 4 per connection, so only through the gateway.
+			if slices.Contains(names, "elara") {
+				fan = append(fan, FanoutCase{Clients: n, Target: "elara", Follow: true})
+			}
 		}
 	}
 	if len(out) == 0 && len(fan) == 0 {

@@ -18,14 +18,32 @@ import (
 // headsMethod is the subscription the fan-out cases share.
 const headsMethod = "chain_subscribeNewHeads"
 
+// followMethod is what the chainHead fan-out cases open.
+const followMethod = "chainHead_v1_follow"
+
 // FanoutCase is N WebSocket clients subscribed to new heads through one
-// setup while the node makes blocks.
+// setup while the node makes blocks; with Follow, N chainHead_v1_follow
+// clients while the node makes and finalizes blocks.
 type FanoutCase struct {
 	Clients int
 	Target  string // a name from fanoutTargets
+	Follow  bool
 }
 
-func (f FanoutCase) Name() string { return fmt.Sprintf("fanout-%d-%s", f.Clients, f.Target) }
+func (f FanoutCase) Name() string {
+	if f.Follow {
+		return fmt.Sprintf("fanout-follow-%d-%s", f.Clients, f.Target)
+	}
+	return fmt.Sprintf("fanout-%d-%s", f.Clients, f.Target)
+}
+
+// method is the subscription the case's clients open.
+func (f FanoutCase) method() string {
+	if f.Follow {
+		return followMethod
+	}
+	return headsMethod
+}
 
 // fanoutSpec is how the node makes blocks in every fan-out case.
 type fanoutSpec struct {
@@ -101,13 +119,13 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 	noteCaddyVersion(ctx, t, env, rep)
 	gw, hasPID := t.(pider)
 
-	res.subsBefore = settledSubs(ctx, node)
+	res.subsBefore = settledSubs(ctx, node, fc.method())
 	if hasPID {
 		res.rssBefore, _ = readRSS(gw.pid())
 	}
 
 	base := time.Now()
-	subs, failed, firstErr := connectSubscribers(ctx, t.URL(WS), clientDeflate(t), fc.Clients, base, o.timeout, o.blocks+4)
+	subs, failed, firstErr := connectSubscribers(ctx, t.URL(WS), clientDeflate(t), fc.Follow, fc.Clients, base, o.timeout, o.blocks+4)
 	res.connectTime = time.Since(base)
 	res.connectErrors = failed
 	if firstErr != nil {
@@ -125,7 +143,7 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 	if len(subs) == 0 || !sleepCtx(ctx, settleTime) {
 		return res
 	}
-	res.subsWith, _ = node.Subs(headsMethod)
+	res.subsWith, _ = node.Subs(fc.method())
 	if hasPID {
 		if rss, err := readRSS(gw.pid()); err == nil && res.rssBefore > 0 {
 			fmt.Fprintf(progress, "bench: %s: RSS %.1f → %.1f MiB once subscribed (%.1f KiB per client)\n", fc.Name(),
@@ -150,6 +168,7 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 		}
 	}
 	sent := make(map[uint64]time.Duration, o.blocks)
+	numOf := make(map[string]uint64, o.blocks) // chainHead events name blocks by hash
 	acks := make([]time.Duration, 0, o.blocks)
 	var (
 		newest    uint64
@@ -161,7 +180,15 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 			return res
 		}
 		t0 := time.Since(base)
-		num, err := node.NewBlock()
+		var num uint64
+		var err error
+		if fc.Follow {
+			var hash string
+			num, hash, err = node.NewBlockFinalized()
+			numOf[hash] = num
+		} else {
+			num, err = node.NewBlock()
+		}
 		ack := time.Since(base) - t0
 		if err != nil {
 			res.err = err
@@ -177,7 +204,11 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 	}
 	// Wait for every client to have the last block, or for the timeout.
 	deadline := time.Now().Add(o.timeout)
-	for !allHave(subs, newest) && time.Now().Before(deadline) {
+	want := newest
+	if fc.Follow {
+		want = uint64(o.blocks) // followers count newBlock events
+	}
+	for !allHave(subs, want) && time.Now().Before(deadline) {
 		if !sleepCtx(ctx, 5*time.Millisecond) {
 			return res
 		}
@@ -206,6 +237,9 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 	recs := make([][]reception, 0, len(subs))
 	for _, s := range subs {
 		<-s.done
+		for i, hash := range s.hashes {
+			s.recs[i].num = numOf[hash]
+		}
 		recs = append(recs, s.recs)
 		res.badMessages += s.bad
 		if s.bad > 0 && res.err == nil {
@@ -225,8 +259,8 @@ func runFanout(ctx context.Context, fc FanoutCase, o options, dir string, resolv
 // settledSubs is the node's count of head subscriptions once it has not
 // changed for half a second (at most 5 s): a gateway opens its own
 // subscriptions in the background after it starts.
-func settledSubs(ctx context.Context, node *nodeProc) int64 {
-	last, err := node.Subs(headsMethod)
+func settledSubs(ctx context.Context, node *nodeProc, method string) int64 {
+	last, err := node.Subs(method)
 	if err != nil {
 		return -1
 	}
@@ -235,7 +269,7 @@ func settledSubs(ctx context.Context, node *nodeProc) int64 {
 		if !sleepCtx(ctx, 100*time.Millisecond) {
 			break
 		}
-		n, err := node.Subs(headsMethod)
+		n, err := node.Subs(method)
 		if err != nil {
 			return -1
 		}
@@ -291,8 +325,12 @@ func saveHeapProfile(ctx context.Context, base, dir string, fc FanoutCase) {
 }
 
 func logFanout(r FanoutResult) {
+	target := r.Case.Target
+	if r.Case.Follow {
+		target = "follow " + target
+	}
 	fmt.Fprintf(progress, "bench: %-6d %-14s subs %d→%d  block every %s  last p50 %-9s p99 %-9s  client p50 %-9s p99 %-9s  lost %d dup %d  RSS/conn %s  connect %s\n",
-		r.Case.Clients, r.Case.Target, r.subsBefore, r.subsWith, fmtLatency(r.every),
+		r.Case.Clients, target, r.subsBefore, r.subsWith, fmtLatency(r.every),
 		fmtLatency(percentile(r.last, 50)), fmtLatency(percentile(r.last, 99)),
 		fmtLatency(percentile(r.perClient, 50)), fmtLatency(percentile(r.perClient, 99)),
 		r.lost, r.dup, fmtBytes(r.rssPerConn()), fmtSeconds(r.connectTime))

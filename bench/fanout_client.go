@@ -13,7 +13,10 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-const subscribeHeads = `{"jsonrpc":"2.0","id":1,"method":"chain_subscribeNewHeads","params":[]}`
+const (
+	subscribeHeads = `{"jsonrpc":"2.0","id":1,"method":"chain_subscribeNewHeads","params":[]}`
+	followHeads    = `{"jsonrpc":"2.0","id":1,"method":"chainHead_v1_follow","params":[false]}`
+)
 
 // subDialer keeps the buffers of thousands of mostly idle connections
 // small: a header notification is about 400 bytes.
@@ -38,7 +41,9 @@ type subscriber struct {
 	conn    *websocket.Conn
 	pattern []byte // `"subscription":"<id>"`, in each notification
 	recs    []reception
-	newest  atomic.Uint64 // highest block number received
+	newest  atomic.Uint64 // highest block number received (follow: newBlock events)
+	follow  bool          // a chainHead_v1_follow client
+	hashes  []string      // follow: the block hash of each of recs (numbers set afterwards)
 	bad     int           // messages that are not our head notifications
 	badMsg  string
 	done    chan struct{}
@@ -47,7 +52,7 @@ type subscriber struct {
 // subscribeClient connects, subscribes and waits for the subscription id;
 // notifications that come before it are recorded too. base is the origin
 // of reception times.
-func subscribeClient(ctx context.Context, dialer *websocket.Dialer, url string, base time.Time, timeout time.Duration, capacity int) (*subscriber, error) {
+func subscribeClient(ctx context.Context, dialer *websocket.Dialer, url string, follow bool, base time.Time, timeout time.Duration, capacity int) (*subscriber, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, resp, err := dialer.DialContext(ctx, url, nil)
@@ -57,10 +62,14 @@ func subscribeClient(ctx context.Context, dialer *websocket.Dialer, url string, 
 		}
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	s := &subscriber{conn: conn, recs: make([]reception, 0, capacity), done: make(chan struct{})}
+	s := &subscriber{conn: conn, recs: make([]reception, 0, capacity), done: make(chan struct{}), follow: follow}
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetWriteDeadline(deadline)
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(subscribeHeads)); err != nil {
+	request := subscribeHeads
+	if follow {
+		request = followHeads
+	}
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(request)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
@@ -138,6 +147,10 @@ func (s *subscriber) readLoop(base time.Time) {
 }
 
 func (s *subscriber) handle(msg []byte, at time.Duration) {
+	if s.follow {
+		s.handleFollow(msg, at)
+		return
+	}
 	num, ok := headNumber(msg)
 	if !ok || !bytes.Contains(msg, s.pattern) {
 		if s.bad++; s.badMsg == "" {
@@ -148,6 +161,36 @@ func (s *subscriber) handle(msg []byte, at time.Duration) {
 	s.recs = append(s.recs, reception{num: num, at: at})
 	if num > s.newest.Load() {
 		s.newest.Store(num)
+	}
+}
+
+// handleFollow records newBlock events; the other events of a follow
+// (initialized, bestBlockChanged, finalized) are expected and skipped.
+func (s *subscriber) handleFollow(msg []byte, at time.Duration) {
+	var n struct {
+		Params struct {
+			Result struct {
+				Event     string `json:"event"`
+				BlockHash string `json:"blockHash"`
+			} `json:"result"`
+		} `json:"params"`
+	}
+	if !bytes.Contains(msg, s.pattern) || json.Unmarshal(msg, &n) != nil {
+		if s.bad++; s.badMsg == "" {
+			s.badMsg = fmt.Sprintf("%.200s", msg)
+		}
+		return
+	}
+	switch n.Params.Result.Event {
+	case "newBlock":
+		s.recs = append(s.recs, reception{at: at})
+		s.hashes = append(s.hashes, n.Params.Result.BlockHash)
+		s.newest.Add(1)
+	case "initialized", "bestBlockChanged", "finalized":
+	default:
+		if s.bad++; s.badMsg == "" {
+			s.badMsg = fmt.Sprintf("%.200s", msg)
+		}
 	}
 }
 
@@ -165,7 +208,7 @@ const dialParallel = 32
 // connectSubscribers connects n clients and starts their readers. It
 // returns the clients that subscribed, how many failed and the first
 // error.
-func connectSubscribers(ctx context.Context, url string, deflate bool, n int, base time.Time, timeout time.Duration, capacity int) ([]*subscriber, int, error) {
+func connectSubscribers(ctx context.Context, url string, deflate, follow bool, n int, base time.Time, timeout time.Duration, capacity int) ([]*subscriber, int, error) {
 	dialer := subDialer
 	if deflate {
 		dialer = subDialerDeflate
@@ -185,7 +228,7 @@ func connectSubscribers(ctx context.Context, url string, deflate bool, n int, ba
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				s, err := subscribeClient(ctx, dialer, url, base, timeout, capacity)
+				s, err := subscribeClient(ctx, dialer, url, follow, base, timeout, capacity)
 				if err != nil {
 					failed.Add(1)
 					mu.Lock()

@@ -164,7 +164,8 @@ func TestSelectFanout(t *testing.T) {
 	for _, f := range fan {
 		names = append(names, f.Name())
 	}
-	want := []string{"fanout-1000-elara", "fanout-1000-reverse_proxy", "fanout-10000-elara", "fanout-10000-reverse_proxy"}
+	want := []string{"fanout-1000-elara", "fanout-1000-reverse_proxy", "fanout-follow-1000-elara",
+		"fanout-10000-elara", "fanout-10000-reverse_proxy", "fanout-follow-10000-elara"}
 	if !slices.Equal(names, want) {
 		t.Errorf("fan-out cases %v, want %v", names, want)
 	}

@@ -104,6 +104,18 @@ func (n *nodeProc) NewBlock() (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
+// NewBlockFinalized makes and finalizes a block (chainHead followers get
+// newBlock, bestBlockChanged and finalized) and returns its number and hash.
+func (n *nodeProc) NewBlockFinalized() (uint64, string, error) {
+	s, err := n.command("new-block-finalized")
+	if err != nil {
+		return 0, "", err
+	}
+	num, hash, _ := strings.Cut(s, " ")
+	v, err := strconv.ParseUint(num, 10, 64)
+	return v, hash, err
+}
+
 // SetStorage sets a storage key at the best block.
 func (n *nodeProc) SetStorage(key, value string) error {
 	_, err := n.command("set-storage " + key + " " + value)

@@ -74,6 +74,9 @@ func nodeCommand(n *fakenode.Node, line string) string {
 		return n.Chain().Best().Hash
 	case "new-block":
 		return strconv.FormatUint(n.Chain().NewBlock().Number, 10)
+	case "new-block-finalized":
+		b := n.Chain().NewBlockFinalized()
+		return strconv.FormatUint(b.Number, 10) + " " + b.Hash
 	default:
 		return "error unknown command " + strconv.Quote(f[0])
 	}

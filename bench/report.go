@@ -170,8 +170,8 @@ func sectionCaption(name string, results []Result) string {
 }
 
 func (r report) fanoutCaption() string {
-	s := fmt.Sprintf("**Subscription fan-out**: N WebSocket clients subscribed to `%s`; %d blocks, one every %s",
-		headsMethod, r.fanSpec.blocks, r.fanSpec.interval)
+	s := fmt.Sprintf("**Subscription fan-out**: N WebSocket clients subscribed to `%s` (\"chainHead follow\" rows: `%s`, blocks also finalized); %d blocks, one every %s",
+		headsMethod, followMethod, r.fanSpec.blocks, r.fanSpec.interval)
 	if r.nofile > 0 {
 		s += fmt.Sprintf("; open-file limit %d", r.nofile)
 	}
@@ -201,7 +201,11 @@ func fanoutTable(results []FanoutResult) table {
 		{name: "other load", right: true},
 	}}
 	for _, r := range results {
-		row := []string{strconv.Itoa(r.Case.Clients), r.Case.Target}
+		target := r.Case.Target
+		if r.Case.Follow {
+			target = "chainHead follow · " + target
+		}
+		row := []string{strconv.Itoa(r.Case.Clients), target}
 		if len(r.perClient) == 0 {
 			row = append(row, fmtSubs(r.subsBefore, r.subsWith), fmtSeconds(r.connectTime), "failed")
 			t.add(row...)

@@ -14,8 +14,10 @@ import (
 // baseline's in the same round, and reports the median of those ratios.
 
 // baselines maps a setup to the one it is compared with: the same setup
-// without projects.
+// without projects, or without statistics.
 var baselines = map[string]string{
+	"elara-memory":        "elara-nostats",
+	"elara-redis":         "elara-redis-nostats",
 	"elara-project":       "elara-memory",
 	"elara-project-redis": "elara-redis",
 }
@@ -161,5 +163,5 @@ func comparisonTable(cs []comparison) table {
 
 // comparisonCaption says what the comparison table shows.
 func comparisonCaption(rounds int) string {
-	return fmt.Sprintf("**Projects vs none**, medians over %d rounds (setups of one call take turns; each round's figures against its baseline's of the same round). Gateway CPU/req is Caddy's plus its Redis's:", rounds)
+	return fmt.Sprintf("**Setups vs their baselines** (projects vs none, statistics vs off), medians over %d rounds (setups of one call take turns; each round's figures against its baseline's of the same round). Gateway CPU/req is Caddy's plus its Redis's:", rounds)
 }

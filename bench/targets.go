@@ -93,6 +93,15 @@ const chainName = "bench"
 // host:port. Caddy placeholders use braces, so the token does not.
 const nodeAddrToken = "NODE_ADDR"
 
+// elaraSite is the handler of the elara setups. All the benchmark's
+// clients come from loopback, which the per-IP bounds do not exempt: the
+// fan-out's thousands of subscribers need them raised (they are still
+// counted, so their cost is measured).
+const elaraSite = `elara_rpc {
+	max_connections_per_ip 1000000
+	max_subscriptions_per_ip 1000000
+}`
+
 // allTargets returns new instances of every setup, in report order. A new
 // setup (elara with a cache, Caddy's static respond) is one more entry.
 func allTargets() []Target {
@@ -107,7 +116,7 @@ func allTargets() []Target {
 	}
 	cache off
 }`,
-			site: "elara_rpc",
+			site: elaraSite,
 		},
 		// elara as configured above, with WebSocket clients that offer
 		// permessage-deflate, as browsers and the `ws` library do: the
@@ -119,7 +128,7 @@ func allTargets() []Target {
 		node ws://` + nodeAddrToken + `
 	}
 }`,
-			site:          "elara_rpc",
+			site:          elaraSite,
 			wsOnly:        true,
 			clientDeflate: true,
 		},
@@ -132,7 +141,7 @@ func allTargets() []Target {
 	}
 	cache
 }`,
-			site: "elara_rpc",
+			site: elaraSite,
 		},
 		// The same with the cache in a redis-server of its own.
 		&redisTarget{caddyTarget: caddyTarget{
@@ -146,13 +155,40 @@ func allTargets() []Target {
 		store redis
 	}
 }`,
+			site: elaraSite,
+		}},
+		// elara-memory and elara-redis with statistics off (on by default,
+		// embedded resp. in that Redis): what recording every call costs.
+		&caddyTarget{
+			name: "elara-nostats",
+			global: `elara {
+	chain ` + chainName + ` {
+		node ws://` + nodeAddrToken + `
+	}
+	cache
+	stats off
+}`,
+			site: "elara_rpc",
+		},
+		&redisTarget{caddyTarget: caddyTarget{
+			name: "elara-redis-nostats",
+			global: `elara {
+	chain ` + chainName + ` {
+		node ws://` + nodeAddrToken + `
+	}
+	redis ` + redisAddrToken + `
+	cache {
+		store redis
+	}
+	stats off
+}`,
 			site: "elara_rpc",
 		}},
 		// elara-memory and elara-redis with every call through a project on a
 		// plan with limits (never reached): the cost of projects and limits.
-		&projectTarget{caddyTarget: caddyTarget{name: "elara-project", global: projectGlobal(false), site: "elara_rpc"}},
+		&projectTarget{caddyTarget: caddyTarget{name: "elara-project", global: projectGlobal(false), site: elaraSite}},
 		&redisProjectTarget{redisTarget: redisTarget{caddyTarget: caddyTarget{name: "elara-project-redis",
-			global: projectGlobal(true), site: "elara_rpc"}}},
+			global: projectGlobal(true), site: elaraSite}}},
 		// reverse_proxy proxies WebSocket upgrades as well as POSTs.
 		&caddyTarget{name: "reverse_proxy", site: "reverse_proxy " + nodeAddrToken},
 		// Caddy answering with a fixed body the size of the node's reply:

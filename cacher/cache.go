@@ -120,14 +120,18 @@ type Cache struct {
 	// last fetched, and when.
 	constSpec string
 	constAt   time.Time
-	best      head
-	final     head
-	latest    map[string]latestEntry
-	closed    bool
-	runMu     sync.Mutex
-	running   int
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	// constRetry is non-zero while the last fetch of the constants lost
+	// calls to a connection that was not back yet: the wait before the
+	// next attempt, doubling up to the refresh period.
+	constRetry time.Duration
+	best       head
+	final      head
+	latest     map[string]latestEntry
+	closed     bool
+	runMu      sync.Mutex
+	running    int
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 
 	kick    chan struct{}
 	pending atomic.Uint32

@@ -334,6 +334,63 @@ func TestReconnectRefreshesConstants(t *testing.T) {
 	}
 }
 
+// After a reconnect the constants' calls may race the connections coming
+// back: those that find no node are tried again, not left to the next
+// refresh period (an hour here).
+func TestReconnectRefreshRetriesCallsThatFoundNoNode(t *testing.T) {
+	node := fakenode.Start(t)
+	up := &dropCalls{Upstream: upstream(t, node)}
+	env := startCacheOn(t, node, up, func(o *Options) { o.Refresh = time.Hour })
+	if got := env.call(t, "system_version", ""); string(got) != `"1.0.0"` {
+		t.Fatalf("system_version %s", got)
+	}
+	node.Handle("system_version", func(json.RawMessage) (any, *fakenode.Error) { return "2.0.0", nil })
+	up.drop("system_version", 3)
+	node.DisconnectAll()
+	deadline := time.Now().Add(20 * time.Second)
+	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
+		if time.Now().After(deadline) {
+			t.Fatalf("constants not refreshed after the upstream reconnected; %d calls left to drop", up.left())
+		}
+		env.clock.Advance(100 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if up.left() != 0 {
+		t.Fatalf("refreshed without asking the node: %d calls left to drop", up.left())
+	}
+}
+
+// dropCalls fails the next n calls of a method as if no node were up.
+type dropCalls struct {
+	Upstream
+	mu     sync.Mutex
+	method string
+	n      int
+}
+
+func (d *dropCalls) drop(method string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.method, d.n = method, n
+}
+
+func (d *dropCalls) left() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n
+}
+
+func (d *dropCalls) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	d.mu.Lock()
+	if method == d.method && d.n > 0 {
+		d.n--
+		d.mu.Unlock()
+		return nil, suber.ErrUnavailable
+	}
+	d.mu.Unlock()
+	return d.Upstream.Call(ctx, method, params)
+}
+
 // The latest block entry never lags the latest header: when the new
 // head's block cannot be read, the old one is not served for it.
 func TestLatestBlockNeverLagsTheHeader(t *testing.T) {

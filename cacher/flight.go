@@ -63,7 +63,12 @@ func (f *flight) do(ctx context.Context, key string, timeout time.Duration, fn f
 
 	go func() {
 		defer f.wg.Done()
-		fctx, cancel := context.WithTimeout(f.base, timeout)
+		// The shared call is scheduled as the first caller's (fair share).
+		base := f.base
+		if cl := suber.ClientFrom(ctx); cl != nil {
+			base = suber.WithClient(base, cl)
+		}
+		fctx, cancel := context.WithTimeout(base, timeout)
 		defer cancel()
 		v, node, err := fn(fctx)
 		c.val, c.node, c.err = v, node, sharedError(fctx, f.base, err)

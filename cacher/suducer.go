@@ -318,7 +318,7 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified, reconnected bool) 
 	spec, id := c.spec, c.id
 	// The first notification of a subscription repeats what a check just
 	// read (at start-up both happen): fetch the constants once.
-	due := spec != "" && id != "" && (spec != c.constSpec || reconnected || (notified && now.Sub(c.constAt) >= c.opts.Refresh))
+	due := spec != "" && id != "" && (spec != c.constSpec || reconnected || c.constRetry != 0 || (notified && now.Sub(c.constAt) >= c.opts.Refresh))
 	prevSpec, prevAt := c.constSpec, c.constAt
 	if due {
 		c.constSpec, c.constAt = spec, now
@@ -330,22 +330,44 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified, reconnected bool) 
 	if ce := c.log.Check(zap.InfoLevel, "refreshing runtime constants"); ce != nil {
 		ce.Write(zap.String("spec_version", spec), zap.Bool("notified", notified), zap.Bool("reconnected", reconnected))
 	}
-	if !c.refreshConstants(ctx, id, spec) {
+	anchored, complete := c.refreshConstants(ctx, id, spec)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !anchored {
 		// No block of the new runtime found yet: the next period retries
 		// (see quiet).
-		c.mu.Lock()
 		if c.constSpec == spec && c.constAt.Equal(now) {
 			c.constSpec, c.constAt = prevSpec, prevAt
 		}
-		c.mu.Unlock()
 	}
+	if complete || ctx.Err() != nil {
+		c.constRetry = 0
+		return
+	}
+	// A call went to a connection not back yet (after a reconnect the
+	// calls may race the subscription that announced it): try again soon
+	// rather than serve the old node's answers for a refresh period.
+	c.constRetry = min(max(2*c.constRetry, followBackoffMin), c.opts.Refresh)
+	wait := c.constRetry
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-c.clock.After(wait):
+			c.signal(evRuntimeCheck)
+		}
+	}()
 }
 
 // refreshConstants fetches the constants of spec's runtime into the store.
 // The runtime's own (metadata, version) are fetched at a block known to
-// run it; it reports false when no such block was found. The calls are
-// the loop's own, not shared with clients' misses, so none outlives Stop.
-func (c *Cache) refreshConstants(ctx context.Context, id, spec string) bool {
+// run it; anchored is false when no such block was found, complete is
+// false when a call failed for want of a node (a node's error reply is an
+// answer: asking again would not change it). The calls are the loop's
+// own, not shared with clients' misses, so none outlives Stop.
+func (c *Cache) refreshConstants(ctx context.Context, id, spec string) (anchored, complete bool) {
+	complete = true
 	anchor, anchored := c.knownAnchor(spec)
 	if !anchored {
 		actx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
@@ -373,10 +395,13 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) bool {
 		if errors.Is(err, errNoAnchor) {
 			// The anchor turned out to run another runtime: nothing more
 			// is fetched at it, and the next period looks for another.
-			return false
+			return false, complete
+		}
+		if _, reply := suber.IsUpstreamError(err); err != nil && !reply {
+			complete = false
 		}
 	}
-	return anchored
+	return anchored, complete
 }
 
 // follow holds one upstream subscription, re-opening it with backoff when

@@ -25,7 +25,10 @@ import (
 // syntax changes. @@NAME@@ markers are replaced by startGateway
 // (ADMIN_PORT, HTTP_PORT, NODE_URL) and by the vars a test passes.
 
-const globalOptionsTemplate = `{
+// globalOptionsHead opens the global options and the elara app with the
+// one chain every test serves; a test adds its own app options and closes
+// both blocks (see globalOptionsTemplate).
+const globalOptionsHead = `{
 	admin 127.0.0.1:@@ADMIN_PORT@@
 	default_bind 127.0.0.1
 	auto_https off
@@ -36,7 +39,9 @@ const globalOptionsTemplate = `{
 				pool 2
 			}
 		}
-	}
+`
+
+const globalOptionsTemplate = globalOptionsHead + `	}
 }
 `
 

@@ -16,18 +16,7 @@ import (
 
 // projectsCaddyfile: projects on, with plans for the tests; @@STORE@@ is
 // extra app options (redis).
-const projectsCaddyfile = `{
-	admin 127.0.0.1:@@ADMIN_PORT@@
-	default_bind 127.0.0.1
-	auto_https off
-	skip_install_trust
-	elara {
-		chain westend {
-			node @@NODE_URL@@ {
-				pool 2
-			}
-		}
-		plan tight {
+const projectsCaddyfile = globalOptionsHead + `		plan tight {
 			requests_per_second 5
 			burst 20
 		}

@@ -101,12 +101,13 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, rt *route
 		}
 		g.subject = x.Subject(nil, ipLimitKey(ip))
 	} else {
-		p, ok := x.Store().Lookup(rt.project)
+		ph, ok := x.Project(rt.project)
 		if !ok {
 			x.Refused(app.RefusedUnknownProject, limits.Subject{IP: ip}, nil)
 			return false, writeError(w, http.StatusNotFound, jsonrpc.NewError(CodeUnknownProject, "Unknown project "+rt.project))
 		}
-		if e, reason := refuseProject(&p, rt.chain.Name, r.Header.Get("Origin"), ip); e != nil {
+		p := &ph.Project
+		if e, reason := refuseProject(p, rt.chain.Name, r.Header.Get("Origin"), ip); e != nil {
 			x.Refused(reason, limits.Subject{Project: p.ID}, nil)
 			return false, writeError(w, http.StatusForbidden, e)
 		}
@@ -117,8 +118,12 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, rt *route
 			}
 			g.policy = pol
 		}
-		g.subject = x.Subject(&p, ip)
-		g.rules = restrictionsKey(&p)
+		g.subject = ph.Subject
+		g.subject.IP = ip
+		if isWebSocketUpgrade(r) {
+			// Only a connection outlives a change of the rules.
+			g.rules = restrictionsKey(p)
+		}
 	}
 	if isWebSocketUpgrade(r) {
 		scope, id := limits.ScopeIP, ipLimitKey(ip)
@@ -140,7 +145,11 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, rt *route
 // refuseProject checks a project's status and restrictions; it returns
 // the error to answer and the refusal reason, or nil.
 func refuseProject(p *projects.Project, chain, origin, ip string) (*jsonrpc.Error, string) {
-	switch p.StatusAt(time.Now()) {
+	st := p.Status
+	if st != projects.Active {
+		st = p.StatusAt(time.Now()) // a suspension may have lapsed
+	}
+	switch st {
 	case projects.Disabled:
 		return jsonrpc.NewError(CodeForbidden, "Project "+p.ID+" is disabled"), app.RefusedDisabled
 	case projects.Suspended:
@@ -156,8 +165,10 @@ func refuseProject(p *projects.Project, chain, origin, ip string) (*jsonrpc.Erro
 	if !p.AllowsOrigin(origin) {
 		return jsonrpc.NewError(CodeForbidden, "This origin is not allowed to use project "+p.ID), app.RefusedOrigin
 	}
-	if addr, err := netip.ParseAddr(ip); len(p.Networks) > 0 && (err != nil || !p.AllowsIP(addr)) {
-		return jsonrpc.NewError(CodeForbidden, "This client network is not allowed to use project "+p.ID), app.RefusedNetwork
+	if len(p.Networks) > 0 {
+		if addr, err := netip.ParseAddr(ip); err != nil || !p.AllowsIP(addr) {
+			return jsonrpc.NewError(CodeForbidden, "This client network is not allowed to use project "+p.ID), app.RefusedNetwork
+		}
 	}
 	return nil, ""
 }
@@ -190,6 +201,9 @@ func (h *Handler) serve(ctx context.Context, rt route, sess *wsSession, c jsonrp
 		method = c.Request.Method
 	}
 	rt.stats.record(ctx, transportOf(sess), method, a.outcome, latency)
+	if rec := h.app.Recorder(); rec != nil {
+		h.recordCall(ctx, rec, &rt, sess, c, &a, method, start, latency)
+	}
 	if rt.acc == nil {
 		return a
 	}
@@ -223,7 +237,7 @@ func (h *Handler) observeCall(rt route, sess *wsSession, info *CallInfo) {
 		(*f)(info)
 	}
 	if sess == nil && info.BytesOut > 0 && app.Counted(rt.acc.subject) {
-		rt.acc.x.Enforcer.AddBytes(rt.acc.subject, int64(info.BytesOut))
+		rt.acc.x.AddBytes(rt.acc.subject, int64(info.BytesOut))
 	}
 }
 
@@ -236,7 +250,7 @@ var callObserver atomic.Pointer[func(*CallInfo)]
 // it (see wsSession.overBytes).
 func (g *grant) countSent(n int) *limits.Exceeded {
 	if g != nil && app.Counted(g.subject) {
-		return g.x.Enforcer.AddBytes(g.subject, int64(n))
+		return g.x.AddBytes(g.subject, int64(n))
 	}
 	return nil
 }
@@ -250,6 +264,7 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 	}
 	g, req := rt.acc, c.Request
 	subject := g.subject
+	var lim *limits.Handle // the project's counters, resolved once per project
 	// Ending what this client holds is exempt from daily limits and
 	// suspension, never from the rate; ending anything else is a call
 	// like any other, answered by the gateway (see holdsEnded).
@@ -259,10 +274,11 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 		// The project's status as it is now (an in-memory read): a
 		// suspension made on any gateway applies to open connections;
 		// changed restrictions close them (watchProjects).
-		p, ok := g.x.Store().Lookup(g.project)
+		ph, ok := g.x.Project(g.project)
 		if !ok {
 			return refusal(req, http.StatusNotFound, 0, jsonrpc.NewError(CodeUnknownProject, "Unknown project "+g.project)), true
 		}
+		p := &ph.Project
 		// An active project needs no clock reading (time.Now is not cheap
 		// on every virtual machine); a suspension may have lapsed, and a
 		// suspended project may still end what its client holds.
@@ -272,11 +288,13 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 			refuse = st != projects.Active && !(holds && st == projects.Suspended)
 		}
 		if refuse {
-			e, reason := refuseProject(&p, rt.chain.Name, "", "")
+			e, reason := refuseProject(p, rt.chain.Name, "", "")
 			g.x.Refused(reason, subject, nil)
 			return refusal(req, http.StatusForbidden, 0, e), true
 		}
-		subject = g.x.Subject(&p, subject.IP)
+		ip := subject.IP
+		subject, lim = ph.Subject, ph.Limits
+		subject.IP = ip
 	}
 	if g.policy != nil && !g.policy.Allowed(req.Method) {
 		return reply(req, nil, jsonrpc.ErrMethodNotFound), true
@@ -299,7 +317,13 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 		}
 		return answer{}, false
 	}
-	ex, err := g.x.Enforcer.Admit(ctx, subject)
+	var ex *limits.Exceeded
+	var err error
+	if lim != nil {
+		ex, err = g.x.Enforcer.AdmitHandle(ctx, lim)
+	} else {
+		ex, err = g.x.Enforcer.Admit(ctx, subject)
+	}
 	if errors.Is(err, limits.ErrUnavailable) {
 		g.x.Refused(app.RefusedUnavailable, subject, nil)
 		return refusal(req, http.StatusServiceUnavailable, 1, jsonrpc.NewError(CodeLimitsUnavailable,
@@ -316,8 +340,8 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 	if ex.Daily() {
 		reason = app.RefusedDaily
 		if ex.Scope == limits.ScopeProject {
-			if p, ok := g.x.Store().Lookup(g.project); ok {
-				g.x.Suspend(p, ex)
+			if ph, ok := g.x.Project(g.project); ok {
+				g.x.Suspend(ph.Project, ex)
 			}
 		}
 	}
@@ -413,15 +437,14 @@ func (h *Handler) watchProjects() {
 // closeSessions closes the WebSockets of project id (those whose grant
 // match selects, or all when match is nil) with 1008 and reason.
 func (h *Handler) closeSessions(id, reason string, match func(*grant) bool) {
-	set := h.sessions
-	set.mu.Lock()
+	registry.mu.Lock()
 	var victims []*wsSession
-	for s := range set.all {
-		if s.rt.project == id && (match == nil || s.rt.acc != nil && match(s.rt.acc)) {
+	for s := range h.sessions.all {
+		if rt := s.route(); rt.project == id && (match == nil || rt.acc != nil && match(rt.acc)) {
 			victims = append(victims, s)
 		}
 	}
-	set.mu.Unlock()
+	registry.mu.Unlock()
 	for _, s := range victims {
 		s.closeWith(closeSlowConsumer, reason) // 1008, policy violation
 	}

@@ -15,14 +15,14 @@ import (
 // a public client IP's limit or an owner's cap (which suspends no
 // project), the connection is closed with 1008.
 func (s *wsSession) overBytes(ex *limits.Exceeded) {
-	g := s.rt.acc
+	g := s.route().acc
 	if ex.Scope == limits.ScopeProject {
 		if p, ok := g.x.Store().Lookup(g.project); ok {
 			g.x.Suspend(p, ex)
 		}
 		return
 	}
-	if ce := s.log.Check(zap.InfoLevel, "closing websocket client: over a daily bytes limit"); ce != nil {
+	if ce := s.logger().Check(zap.InfoLevel, "closing websocket client: over a daily bytes limit"); ce != nil {
 		ce.Write(zap.String("limit", ex.Limit), zap.String("scope", ex.Scope), zap.Int64("value", int64(ex.Value)))
 	}
 	s.closeWith(closeSlowConsumer, "daily limit "+ex.Limit+" reached; resets at "+ex.ResetAt.UTC().Format(time.RFC3339))

@@ -31,6 +31,9 @@ func ParseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //		write_timeout     <duration>           # a client accepting nothing this long is dropped (default 10s)
 //		origins           <origin>...          # browser origins that may call (default: every origin)
 //		ws_compression    [on|off]             # permessage-deflate when offered (default on)
+//		max_calls_in_flight      <calls>         # per connection at the nodes; more wait (default 32)
+//		max_connections_per_ip   <connections>   # WebSockets per client IP, IPv6 by /64 (default 1024)
+//		max_subscriptions_per_ip <subscriptions> # held by one client IP's WebSockets (default 2048)
 //	}
 //
 // Chains given inline or with `chains` limit the handler to those chains
@@ -77,6 +80,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					err = d.WrapErr(cerr)
 				}
 			}
+		case "max_calls_in_flight":
+			h.MaxCallsInFlight, err = caddyarg.Count(d)
+		case "max_connections_per_ip":
+			h.MaxConnectionsPerIP, err = caddyarg.Count(d)
+		case "max_subscriptions_per_ip":
+			h.MaxSubscriptionsPerIP, err = caddyarg.Count(d)
 		case "ws_compression":
 			var on bool
 			on, err = caddyarg.OnOff(d)

@@ -58,6 +58,9 @@ func TestHandlerUnmarshalCaddyfile(t *testing.T) {
 			MaxBatch: 10, MaxRequestSize: 1 << 20, MaxSubscriptions: 20,
 			PingInterval: caddy.Duration(10 * time.Second), SendQueue: 64,
 		}},
+		{"max_calls_in_flight", "elara_rpc {\n max_calls_in_flight 8\n}", handler.Handler{MaxCallsInFlight: 8}},
+		{"max_connections_per_ip", "elara_rpc {\n max_connections_per_ip 64\n}", handler.Handler{MaxConnectionsPerIP: 64}},
+		{"max_subscriptions_per_ip", "elara_rpc {\n max_subscriptions_per_ip 1024\n}", handler.Handler{MaxSubscriptionsPerIP: 1024}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,6 +141,10 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		{"origins wildcard subdomain", "elara_rpc {\n origins https://*.example.com\n}", 2, "*.example.com"},
 		{"origins star among origins", "elara_rpc {\n origins https://a.example\n origins *\n}", 3, "*"},
 		{"origins null", "elara_rpc {\n origins null\n}", 2, "null"},
+		{"max_calls_in_flight zero", "elara_rpc {\n max_calls_in_flight 0\n}", 2, "0"},
+		{"max_connections_per_ip negative", "elara_rpc {\n\n max_connections_per_ip -1\n}", 3, "-1"},
+		{"max_subscriptions_per_ip not a number", "elara_rpc {\n max_subscriptions_per_ip lots\n}", 2, "lots"},
+		{"max_calls_in_flight two args", "elara_rpc {\n max_calls_in_flight 1 2\n}", 2, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"go.uber.org/zap"
 
@@ -65,7 +66,7 @@ func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jso
 		// Over HTTP no broadcast is held: nothing to stop on any node.
 		return reply(req, nil, errUnknownOperation)
 	}
-	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, rt.chain.RequestTimeout())
 	defer cancel()
 	result, served, err := rt.chain.Serve(ctx, req.Method, req.Params)
 	if err == nil && req.Method == "rpc_methods" {
@@ -77,9 +78,13 @@ func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jso
 		}
 	}
 	var a answer
-	if err != nil {
+	switch {
+	case errors.Is(err, suber.ErrTooManyPending):
+		// Refused before any node saw it: a 429 over HTTP, like a limit.
+		a = refusal(req, http.StatusTooManyRequests, 1, tooManyPending(rt))
+	case err != nil:
 		a = reply(req, nil, h.clientError(rt, req.Method, err))
-	} else {
+	default:
 		a = reply(req, result, nil)
 	}
 	a.cacheHit, a.node = served.Hit, served.Node
@@ -104,9 +109,11 @@ func (h *Handler) clientError(rt route, method string, err error) *jsonrpc.Error
 		return e
 	}
 	switch {
+	case errors.Is(err, suber.ErrTooManyPending):
+		return tooManyPending(rt) // calls that skip dispatch's own check
 	case errors.Is(err, context.DeadlineExceeded):
 		h.rlog.warn(logUpstreamTimeout, "upstream call timed out",
-			append(rt.logFields(), zap.String("method", method), zap.Duration("request_timeout", rt.chain.RequestTimeout))...)
+			append(rt.logFields(), zap.String("method", method), zap.Duration("request_timeout", rt.chain.RequestTimeout()))...)
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamTimeout, "Upstream node did not answer in time")
 	case errors.Is(err, context.Canceled):
 		return jsonrpc.NewError(jsonrpc.CodeUpstreamUnavailable, "Request canceled")

@@ -14,3 +14,22 @@ func ObserveCalls(t interface{ Cleanup(func()) }, f func(CallInfo)) {
 	callObserver.Store(&g)
 	t.Cleanup(func() { callObserver.Store(nil) })
 }
+
+// StopProjectWatches stops every live handler's watch of project
+// changes, as if a change came while two configs overlapped and reached
+// neither.
+func StopProjectWatches() {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	for _, hs := range registry.live {
+		for _, h := range hs {
+			if h.unwatch != nil {
+				h.unwatch()
+				h.unwatch = nil
+			}
+		}
+	}
+}
+
+// DirectWritesCut is how many direct writes left a rest to the writer.
+func DirectWritesCut() int64 { return directWritesCut.Load() }

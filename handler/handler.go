@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,6 +25,8 @@ func init() {
 // Handler serves JSON-RPC for the chains of the elara app.
 type Handler struct {
 	// Chains limits this handler to some of the app's chains. Default: all.
+	// It is also what a reload hands the handler's WebSocket clients over
+	// by: to the one elara_rpc of the new config with the same Chains.
 	Chains []string `json:"chains,omitempty"`
 	// Allow, when set, makes the handler allow-only: a method is served
 	// only if it or one of its aliases matches one of these patterns (`*`
@@ -72,6 +73,23 @@ type Handler struct {
 	// that offer it (browsers and most libraries do); frames under 1 KiB
 	// are sent uncompressed. Default: on.
 	WSCompression *bool `json:"ws_compression,omitempty"`
+	// MaxCallsInFlight bounds the calls of one WebSocket connection (or
+	// HTTP request) at the nodes at once; further calls wait their turn,
+	// within their request_timeout. The chain's nodes serve client IPs in
+	// turn, then each IP's connections, so no client can delay another by
+	// flooding. Default: 32.
+	MaxCallsInFlight int `json:"max_calls_in_flight,omitempty"`
+	// MaxConnectionsPerIP bounds the open WebSocket connections of one
+	// client IP (Caddy's client IP, which honours trusted_proxies; IPv6
+	// by /64), over every handler and chain; an upgrade over it is
+	// refused with 429, Retry-After and a -32029 body. It applies to
+	// loopback and to projects too. Default: 1024.
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
+	// MaxSubscriptionsPerIP bounds the subscriptions the WebSocket
+	// connections of one client IP hold or are opening at once; a
+	// subscribe over it gets a -32029 error naming the bound and the
+	// connection stays open. Default: 2048.
+	MaxSubscriptionsPerIP int `json:"max_subscriptions_per_ip,omitempty"`
 
 	app    *app.App
 	policy *Policy
@@ -86,17 +104,12 @@ type Handler struct {
 	stats map[string]*chainStats
 
 	upgrader *websocket.Upgrader
+	// id and sessions: see sessions.go.
+	id       string
+	twins    *twins
 	sessions *sessionSet
 	// unwatch stops following project changes.
 	unwatch func()
-}
-
-// sessionSet tracks the handler's open WebSocket sessions.
-type sessionSet struct {
-	mu      sync.Mutex
-	all     map[*wsSession]struct{}
-	closing bool
-	wg      sync.WaitGroup
 }
 
 // Defaults for fields left zero.
@@ -145,6 +158,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.WriteTimeout == 0 {
 		h.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
 	}
+	h.fairDefaults()
 	p, err := NewPolicy(h.Allow, h.Deny)
 	if err != nil {
 		return err
@@ -168,7 +182,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.chains[c] = true
 		}
 	}
-	h.sessions = &sessionSet{all: make(map[*wsSession]struct{})}
 	if h.WSCompression == nil {
 		on := true
 		h.WSCompression = &on
@@ -183,6 +196,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.stats = make(map[string]*chainStats)
 	for _, name := range h.app.ChainNames() {
 		h.stats[name] = statsFor(m, name)
+	}
+	if err := h.register(); err != nil {
+		return err
 	}
 	h.watchProjects()
 	return nil
@@ -205,6 +221,9 @@ func (h *Handler) Validate() error {
 	if h.SendQueueBytes < 64<<10 {
 		return fmt.Errorf("send_queue_bytes must be at least 64KiB")
 	}
+	if err := h.validateFair(); err != nil {
+		return err
+	}
 	for _, c := range h.Chains {
 		if h.app.Chain(c) == nil {
 			return fmt.Errorf("chain %q is not configured in the elara app (configured: %s)", c, strings.Join(h.app.ChainNames(), ", "))
@@ -213,28 +232,14 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup closes the WebSocket sessions this handler opened: hijacked
-// connections are invisible to Caddy's own shutdown. Clients see close
-// code 1012 (service restart) and reconnect to the new config.
+// Cleanup hands this handler's WebSocket sessions to the handler that
+// replaces it in the new config, or closes them (see sessions.go):
+// hijacked connections are invisible to Caddy's own shutdown.
 func (h *Handler) Cleanup() error {
 	if h.unwatch != nil {
 		h.unwatch()
 	}
-	set := h.sessions
-	if set == nil {
-		return nil
-	}
-	set.mu.Lock()
-	set.closing = true
-	sessions := make([]*wsSession, 0, len(set.all))
-	for s := range set.all {
-		sessions = append(sessions, s)
-	}
-	set.mu.Unlock()
-	for _, s := range sessions {
-		s.closeWith(closeServiceRestart, "gateway configuration reloaded")
-	}
-	set.wg.Wait()
+	h.releaseSessions()
 	return nil
 }
 
@@ -281,11 +286,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if ok, err := h.admitRequest(w, r, &rt); !ok {
 		return err
 	}
+	r = h.withFairClient(r, rt)
+	if isWebSocketUpgrade(r) {
+		release, ok, err := h.admitIPConnection(w, &rt)
+		if !ok {
+			rt.acc.giveBack()
+			return err
+		}
+		// The session gives the connection slots back when it ends.
+		return h.serveWebSocket(w, r, rt, release)
+	}
 	if rt.acc != nil && rt.acc.release != nil {
 		defer rt.acc.release()
-	}
-	if isWebSocketUpgrade(r) {
-		return h.serveWebSocket(w, r, rt)
 	}
 	switch r.Method {
 	case http.MethodPost:
@@ -316,6 +328,8 @@ type route struct {
 	stats *chainStats
 	// acc is what the access checks granted; nil without projects.
 	acc *grant
+	// ip counts a WebSocket's client IP against the per-IP bounds.
+	ip *ipEntry
 }
 
 // logFields name the route on the handler's log lines.

@@ -2,9 +2,10 @@ package handler_test
 
 import (
 	"errors"
+	"testing"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/elara-gateway/elara/app"
-	"testing"
 
 	"golang.org/x/crypto/bcrypt"
 )

@@ -32,6 +32,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 	parsed, perr := jsonrpc.Parse(body, h.limits())
 	if perr != nil {
 		rt.stats.record(r.Context(), transportHTTP, "", outcomeOf(perr), 0)
+		h.recordUnparsed(&rt, nil, perr, len(body))
 		return writeError(w, http.StatusOK, perr)
 	}
 	answers := make([]answer, len(parsed.Calls))

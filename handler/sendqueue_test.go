@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,5 +118,72 @@ func TestWebSocketBatchConcurrencyIsBounded(t *testing.T) {
 	}
 	if m := most.Load(); m > 16 || m < 2 {
 		t.Fatalf("%d calls of one batch ran at once, want 2..16", m)
+	}
+}
+
+// A client that stops reading while thousands of small replies go out
+// fills its socket: replies are then written in part at once and the rest
+// by the session's writer. When it reads again, every reply is there
+// once, whole, and the stream is valid WebSocket.
+func TestRepliesToAClientThatPausesArriveWhole(t *testing.T) {
+	node := fakenode.Start(t)
+	// Replies under 1 KiB: the size written directly to the socket.
+	body := `"` + strings.Repeat("x", 900) + `"`
+	node.Handle("system_name", func(json.RawMessage) (any, *fakenode.Error) { return json.RawMessage(body), nil })
+	gw := testgw.Start(t, chainBlock("dev", testChainOpts, node.URL()),
+		"\telara_rpc {\n\t\tsend_queue 100000\n\t\tsend_queue_bytes 64MiB\n\t}")
+	dialer := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		// A small receive buffer fills sooner than loopback's default.
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}).DialContext}
+	conn, _, err := dialer.Dial(gw.WS("/dev"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	cutBefore := handler.DirectWritesCut()
+	const calls = 8000 // about 7.5 MiB of replies
+	go func() {
+		for i := range calls {
+			if conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"system_name"}`, i)) != nil {
+				return
+			}
+		}
+	}()
+	// Not reading: the replies pile up in the sockets until one is cut
+	// (or, on a busy machine, all queue behind the writer without a cut).
+	waitFor(t, "a reply cut at the full socket", func() bool {
+		return handler.DirectWritesCut() > cutBefore || node.Calls("system_name") >= calls
+	})
+	t.Logf("direct writes cut at the full socket: %d", handler.DirectWritesCut()-cutBefore)
+	// Pings from here on: each pong goes between frames, never inside the
+	// rest of one cut at the full socket.
+	stopPings := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopPings:
+				return
+			case <-time.After(time.Millisecond):
+				_ = conn.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second))
+			}
+		}
+	}()
+	defer close(stopPings)
+	seen := make([]bool, calls)
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for range calls {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading the replies: %v", err)
+		}
+		var r struct {
+			ID     int             `json:"id"`
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(msg, &r); err != nil || string(r.Result) != body || r.ID < 0 || r.ID >= calls || seen[r.ID] {
+			t.Fatalf("reply %.120s: %v", msg, err)
+		}
+		seen[r.ID] = true
 	}
 }

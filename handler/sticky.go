@@ -31,6 +31,9 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 		sub = s.subs[key]
 		s.mu.Unlock()
 	}
+	if sub != nil && sub.SharedFollow() {
+		return s.callSharedFollow(ctx, req, sub, params)
+	}
 	var up *suber.Subscription
 	if sub != nil {
 		up = sub.Upstream()
@@ -43,13 +46,22 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	if err != nil {
 		return reply(req, nil, jsonrpc.ErrInvalidRequest)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.route().chain.RequestTimeout())
 	defer cancel()
+	// The call waits for the client's turn on the chain's nodes, as any
+	// other client call does, though it must reach this connection.
+	done, err := s.route().chain.Upstream.Scheduler().Acquire(ctx)
+	if err != nil {
+		a := reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
+		a.node = up.Node().String()
+		return a
+	}
+	defer done()
 	if !methods.IsOperation(req.Method) {
 		result, err := up.Call(ctx, req.Method, rewritten)
 		a := reply(req, result, nil)
 		if err != nil {
-			a = reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+			a = reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
 		}
 		a.node = up.Node().String()
 		return a
@@ -59,7 +71,7 @@ func (s *wsSession) callFollowScoped(ctx context.Context, req *jsonrpc.Request) 
 	result, err := up.CallThen(ctx, req.Method, rewritten, op.Replied)
 	var a answer
 	if err != nil {
-		a = reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		a = reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
 	} else {
 		a = reply(req, result, nil)
 	}
@@ -76,10 +88,10 @@ func (s *wsSession) stopOperation(up *suber.Subscription, method string, id json
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.route().chain.RequestTimeout())
 	defer cancel()
 	if _, err := up.Call(ctx, stop, params); err != nil {
-		if ce := s.log.Check(zap.DebugLevel, "stopping a chainHead operation failed"); ce != nil {
+		if ce := s.logger().Check(zap.DebugLevel, "stopping a chainHead operation failed"); ce != nil {
 			ce.Write(zap.String("method", stop), zap.Error(err))
 		}
 	}
@@ -101,11 +113,11 @@ type broadcastOp struct {
 // broadcast starts a transaction broadcast and remembers which node runs
 // it, so that its stop reaches the same node.
 func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer {
-	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.route().chain.RequestTimeout())
 	defer cancel()
-	result, node, err := s.rt.chain.Upstream.CallNode(ctx, req.Method, req.Params)
+	result, node, err := s.route().chain.Upstream.CallNode(ctx, req.Method, req.Params)
 	if err != nil {
-		a := reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		a := reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
 		if node != nil {
 			a.node = node.String()
 		}
@@ -117,7 +129,7 @@ func (s *wsSession) broadcast(ctx context.Context, req *jsonrpc.Request) answer 
 		if s.operations == nil {
 			s.operations = make(map[string]broadcastOp)
 		}
-		if len(s.operations) < s.h.MaxSubscriptions {
+		if len(s.operations) < s.handler().MaxSubscriptions {
 			s.operations[string(result)] = broadcastOp{node: node, stop: stop}
 		}
 		s.mu.Unlock()
@@ -141,7 +153,7 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 		delete(s.operations, string(params[0]))
 		s.mu.Unlock()
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.route().chain.RequestTimeout())
 	defer cancel()
 	if op.node == nil {
 		return reply(req, nil, errUnknownOperation)
@@ -149,7 +161,7 @@ func (s *wsSession) stopBroadcast(ctx context.Context, req *jsonrpc.Request) ans
 	result, err := op.node.Call(ctx, op.stop, req.Params)
 	a := reply(req, result, nil)
 	if err != nil {
-		a = reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		a = reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
 	}
 	a.node = op.node.String()
 	return a
@@ -161,7 +173,7 @@ func (s *wsSession) stopBroadcasts(ops map[string]broadcastOp) {
 	if len(ops) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.route().chain.RequestTimeout())
 	defer cancel()
 	for id, op := range ops {
 		_, _ = op.node.Call(ctx, op.stop, json.RawMessage("["+id+"]"))

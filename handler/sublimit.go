@@ -12,7 +12,7 @@ import (
 // planSubscriptions is the subject of the session's calls as its project
 // is now, and the plan's subscriptions per connection (0: no limit).
 func (s *wsSession) planSubscriptions() (limits.Subject, int64) {
-	g := s.rt.acc
+	g := s.route().acc
 	if g == nil {
 		return limits.Subject{}, 0
 	}
@@ -31,6 +31,6 @@ func (s *wsSession) overSubscriptions(req *jsonrpc.Request, subject limits.Subje
 	lim := subject.Limits.Subscriptions
 	ex := &limits.Exceeded{Limit: limits.Subscriptions, Scope: scopeOf(subject), Value: float64(lim),
 		Used: int64(n), RetryAfter: time.Second}
-	s.rt.acc.x.Refused(app.RefusedSubscriptions, subject, ex)
+	s.route().acc.x.Refused(app.RefusedSubscriptions, subject, ex)
 	return refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex))
 }

@@ -10,17 +10,22 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 
+	"github.com/elara-gateway/elara/jobs"
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
 )
 
 // WebSocket close codes the gateway uses.
 const (
+	// wsReadBufferSize is each connection's read buffer.
+	wsReadBufferSize    = 512
 	closeSlowConsumer   = websocket.ClosePolicyViolation // 1008
 	closeServiceRestart = websocket.CloseServiceRestart  // 1012
 	closeGoingAway      = websocket.CloseGoingAway       // 1001
@@ -48,7 +53,10 @@ var errMessageTooBig = errors.New("message over max_request_size")
 // newUpgrader returns the handler's WebSocket upgrader.
 func (h *Handler) newUpgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:  16 << 10,
+		// Every connection keeps its read buffer while idle, so it is
+		// small: a frame header and a typical call fit, and a larger
+		// message is read past it straight into the message.
+		ReadBufferSize:  wsReadBufferSize,
 		WriteBufferSize: 16 << 10,
 		// Write buffers are taken only while a message is written, so idle
 		// connections (most of them, with subscriptions) hold none.
@@ -78,11 +86,13 @@ func hijackable(w http.ResponseWriter) http.ResponseWriter {
 }
 
 // wsSession is one client WebSocket connection (a "puber").
+//
+// A session outlives the handler that opened it: a config reload hands it
+// to the handler of the new config (see sessions.go), so every call reads
+// the handler and route it is bound to now.
 type wsSession struct {
-	h    *Handler
-	rt   route
+	b    atomic.Pointer[binding]
 	conn *websocket.Conn
-	log  *zap.Logger
 
 	// out is the send queue: it grows with what waits, up to SendQueue
 	// frames and SendQueueBytes bytes, so an idle connection holds no
@@ -91,7 +101,30 @@ type wsSession struct {
 	out    [][]byte
 	head   int
 	queued int64 // bytes in out[head:]
-	wake   chan struct{}
+	// writing is set while a flush goroutine runs (see wswrite.go): a
+	// connection with nothing to send has no writer goroutine. pinging
+	// is set while a ping is written; once the socket is closed (shut),
+	// neither starts again and idle is closed when both are done.
+	writing bool
+	pinging bool
+	shut    bool
+	idle    chan struct{}
+	// wmu is held while anything is written to the socket: a frame by
+	// the writer or directly by a sender (wsdirect.go), a ping, the close
+	// frame. raw is the socket for direct writes (nil: none), and rest
+	// what a direct write left for the writer to send first.
+	wmu  sync.Mutex
+	raw  syscall.RawConn
+	rest []byte
+	// closeSent is set, under wmu, once a close frame went out: the
+	// library refuses frames after it, and direct writes must too.
+	closeSent bool
+	// ping sends the next ping; closing runs the close handshake once.
+	ping    *time.Timer
+	closing sync.Once
+	// ending is set when the session starts closing, before ctx is
+	// canceled: a cheaper check than ctx on the per-notification path.
+	ending atomic.Bool
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -105,89 +138,158 @@ type wsSession struct {
 	closeText  string
 
 	calls sync.WaitGroup
+	// notes sums the notifications delivered, for statistics.
+	notes wsNotes
 	// readDone is closed when the reader has stopped, so the writer knows
 	// the client's close frame came (or never will).
 	readDone chan struct{}
+	// leaveIP stops counting the session against its client IP's bounds.
+	leaveIP func()
+	// statsRelease lets go of the statistics pipeline of the config the
+	// session is bound to, once its end is recorded; registry.mu guards
+	// it (a reload moves the session, and the hold, to the next config).
+	statsRelease func()
 }
 
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt route) error {
+// serveWebSocket upgrades the request and starts its session;
+// releaseIP gives back the client IP's connection slot when it ends.
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt route, releaseIP func()) error {
 	conn, err := h.upgrader.Upgrade(hijackable(w), r, nil)
 	if err != nil {
+		rt.acc.giveBack()
+		releaseIP()
 		// The upgrader has already answered the client.
 		if ce := h.log.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
 			ce.Write(append(rt.logFields(), zap.Error(err))...)
 		}
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(sessionContext(r))
 	s := &wsSession{
-		h:        h,
-		rt:       rt,
 		conn:     conn,
-		log:      h.log.With(rt.logFields()...),
-		wake:     make(chan struct{}, 1),
 		ctx:      ctx,
 		cancel:   cancel,
 		subs:     make(map[string]*matcher.ClientSub),
 		readDone: make(chan struct{}),
+		raw:      directConn(conn.UnderlyingConn()),
 	}
-	set := h.sessions
-	set.mu.Lock()
-	if set.closing {
-		set.mu.Unlock()
+	s.b.Store(h.bind(rt))
+	// Armed before the session is registered: a reload may close it at
+	// once, and writeClose stops the timer.
+	s.ping = time.AfterFunc(time.Duration(h.PingInterval), s.sendPing)
+	if !h.addSession(s) {
+		s.ping.Stop()
 		cancel()
+		rt.acc.giveBack()
+		releaseIP()
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeServiceRestart, "gateway configuration reloaded"), time.Now().Add(time.Second))
 		_ = conn.Close()
 		return nil
 	}
-	set.all[s] = struct{}{}
-	set.wg.Add(1)
-	set.mu.Unlock()
 	rt.stats.sessionOpened()
-
-	go s.writeLoop()
-	s.readLoop()
+	leave := s.joinIP()
+	s.leaveIP = func() { leave(); releaseIP() }
+	// The session's goroutines belong to the registry, not to this
+	// request: the session may outlive this handler (a reload), and the
+	// request's goroutine would keep the old config's server alive. The
+	// request, its buffers and Caddy's handler stack are freed at once.
+	s.recordEvent(jobs.KindConnect, 1)
+	go s.readLoop()
 	return nil
 }
 
 // Send implements matcher.Client. It never blocks: a client whose queue is
 // full is too slow to follow and is disconnected.
 func (s *wsSession) Send(frame []byte) bool {
-	select {
-	case <-s.ctx.Done():
-		return false
-	default:
+	return s.send(outFrame{frame: frame})
+}
+
+// SendNotification implements matcher.NotificationClient: a notification
+// written at once is copied from its shared parts, with no frame of its
+// own; one that must wait is queued as a frame.
+func (s *wsSession) SendNotification(n *jsonrpc.Notification, subscription json.RawMessage) bool {
+	return s.send(outFrame{n: n, sub: subscription})
+}
+
+// outFrame is a frame to send: its bytes, or a shared notification and
+// the subscription id that makes it this client's.
+type outFrame struct {
+	frame []byte
+	n     *jsonrpc.Notification
+	sub   json.RawMessage
+}
+
+func (f *outFrame) size() int {
+	if f.n != nil {
+		return f.n.Len(f.sub)
 	}
+	return len(f.frame)
+}
+
+// bytes is the frame, built from its parts when it has none yet.
+func (f *outFrame) bytes() []byte {
+	if f.frame == nil && f.n != nil {
+		f.frame = f.n.For(f.sub)
+	}
+	return f.frame
+}
+
+// appendTo appends the frame to dst.
+func (f *outFrame) appendTo(dst []byte) []byte {
+	if f.frame == nil && f.n != nil {
+		return f.n.AppendFor(dst, f.sub)
+	}
+	return append(dst, f.frame...)
+}
+
+func (s *wsSession) send(f outFrame) bool {
+	if s.ending.Load() {
+		return false
+	}
+	b := s.b.Load()
+	h := b.h
 	s.qmu.Lock()
 	queued, bytes := len(s.out)-s.head, s.queued
-	size := int64(len(frame))
+	size := int64(f.size())
 	switch {
-	case queued >= s.h.SendQueue:
+	case queued >= h.SendQueue:
 		s.qmu.Unlock()
-		s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
-			append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "send_queue full"), zap.Int("queued", queued))...)
+		h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
+			append(b.rt.logFields(), frameMethod(f.bytes()), zap.String("reason", "send_queue full"), zap.Int("queued", queued))...)
 		s.closeWith(closeSlowConsumer, "slow consumer: too many messages waiting (send_queue)")
 		return false
 	// A frame alone over the bound still goes when nothing waits: a
 	// client must be able to receive any one reply.
-	case queued > 0 && bytes+size > s.h.SendQueueBytes:
+	case queued > 0 && bytes+size > h.SendQueueBytes:
 		s.qmu.Unlock()
-		s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
-			append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "send_queue_bytes reached"),
-				zap.Int64("queued_bytes", bytes), zap.Int64("send_queue_bytes", s.h.SendQueueBytes))...)
+		h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
+			append(b.rt.logFields(), frameMethod(f.bytes()), zap.String("reason", "send_queue_bytes reached"),
+				zap.Int64("queued_bytes", bytes), zap.Int64("send_queue_bytes", h.SendQueueBytes))...)
 		s.closeWith(closeSlowConsumer, "slow consumer: too many bytes waiting (send_queue_bytes)")
 		return false
 	}
-	s.out = append(s.out, frame)
-	s.queued += size
-	notePeakQueued(s.queued)
-	s.qmu.Unlock()
-	if ex := s.rt.acc.countSent(len(frame)); ex != nil {
-		s.overBytes(ex)
+	start := !s.writing && !s.shut
+	if !start || !s.sendDirect(&f) {
+		s.out = append(s.out, f.bytes())
+		s.queued += size
+		notePeakQueued(s.queued)
+		if start {
+			s.writing = true
+			s.qmu.Unlock()
+			go s.flush()
+		} else {
+			s.qmu.Unlock()
+		}
+	} else {
+		s.qmu.Unlock()
 	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if f.n != nil {
+		s.noteNotification(int(size))
+	} else {
+		s.noteSent(f.frame)
+	}
+	if ex := b.rt.acc.countSent(int(size)); ex != nil {
+		s.overBytes(ex)
 	}
 	return true
 }
@@ -200,7 +302,8 @@ func (s *wsSession) Ended(cs *matcher.ClientSub) {
 	defer s.mu.Unlock()
 	if s.subs[key] == cs {
 		delete(s.subs, key)
-		s.rt.stats.subscriptions(-1)
+		s.route().stats.subscriptions(-1)
+		s.recordEvent(jobs.KindSubClose, 1)
 	}
 }
 
@@ -230,38 +333,16 @@ func subKey(id json.RawMessage) (key string, ok bool) {
 	return "", false
 }
 
-// next takes the oldest queued frame, or nil.
-func (s *wsSession) next() []byte {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	if s.head == len(s.out) {
-		return nil
-	}
-	f := s.out[s.head]
-	s.out[s.head] = nil
-	s.head++
-	s.queued -= int64(len(f))
-	if s.head == len(s.out) {
-		// Drained: start over at the front, keeping a small backing array.
-		s.head = 0
-		if cap(s.out) > 64 {
-			s.out = nil
-		} else {
-			s.out = s.out[:0]
-		}
-	}
-	return f
-}
-
 func (s *wsSession) readLoop() {
 	defer s.end()
-	ping := time.Duration(s.h.PingInterval)
-	_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
+	// The ping interval of the config the session is bound to now.
+	silence := func() time.Time { return time.Now().Add(2 * time.Duration(s.handler().PingInterval)) }
+	_ = s.conn.SetReadDeadline(silence())
 	s.conn.SetPongHandler(func(string) error {
 		if s.ctx.Err() != nil {
 			return nil // closing: the close deadline stands
 		}
-		return s.conn.SetReadDeadline(time.Now().Add(2 * ping))
+		return s.conn.SetReadDeadline(silence())
 	})
 	// The client's close frame is answered only when the client started
 	// the close; when the gateway did, its own close frame was the answer.
@@ -273,18 +354,33 @@ func (s *wsSession) readLoop() {
 		}
 		s.mu.Unlock()
 		if answer {
+			s.wmu.Lock()
 			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
+			s.closeSent = true
+			s.wmu.Unlock()
 		}
 		return nil
+	})
+	// The library's own pong answer, but under wmu: a direct write must
+	// not run beside it (wsdirect.go).
+	s.conn.SetPingHandler(func(data string) error {
+		s.wmu.Lock()
+		err := s.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		s.wmu.Unlock()
+		var ne net.Error
+		if err == websocket.ErrCloseSent || errors.As(err, &ne) {
+			return nil // as the library's: the reader finds out itself
+		}
+		return err
 	})
 	sem := make(chan struct{}, callsPerConnection)
 	for {
 		kind, data, err := s.readMessage()
 		if err != nil {
 			if errors.Is(err, errMessageTooBig) {
-				s.h.rlog.warn(logClientTooBig, "closing websocket client: message over max_request_size",
-					append(s.rt.logFields(), peekMethod(data), zap.Int64("max_request_size", s.h.MaxRequestSize))...)
-				s.closeWith(closeMessageTooBig, "message over the limit of "+strconv.FormatInt(s.h.MaxRequestSize, 10)+" bytes (max_request_size)")
+				s.handler().rlog.warn(logClientTooBig, "closing websocket client: message over max_request_size",
+					append(s.route().logFields(), peekMethod(data), zap.Int64("max_request_size", s.handler().MaxRequestSize))...)
+				s.closeWith(closeMessageTooBig, "message over the limit of "+strconv.FormatInt(s.handler().MaxRequestSize, 10)+" bytes (max_request_size)")
 				s.drain()
 			}
 			return
@@ -293,10 +389,13 @@ func (s *wsSession) readLoop() {
 			s.drain()
 			return
 		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(2 * ping))
+		_ = s.conn.SetReadDeadline(silence())
 		if kind != websocket.TextMessage {
-			s.rt.stats.record(s.ctx, transportWS, "", outParse, 0)
-			s.Send(jsonrpc.AppendError(nil, nil, jsonrpc.NewError(jsonrpc.CodeParseError, "Binary frames are not supported: send JSON-RPC as text frames")))
+			perr := jsonrpc.NewError(jsonrpc.CodeParseError, "Binary frames are not supported: send JSON-RPC as text frames")
+			b := s.b.Load()
+			b.rt.stats.record(s.ctx, transportWS, "", outParse, 0)
+			b.h.recordUnparsed(&b.rt, s, perr, len(data))
+			s.Send(jsonrpc.AppendError(nil, nil, perr))
 			continue
 		}
 		select {
@@ -322,11 +421,11 @@ func (s *wsSession) readMessage() (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(r, s.h.MaxRequestSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, s.handler().MaxRequestSize+1))
 	if err != nil {
 		return 0, nil, err
 	}
-	if int64(len(data)) > s.h.MaxRequestSize {
+	if int64(len(data)) > s.handler().MaxRequestSize {
 		return kind, data, errMessageTooBig
 	}
 	return kind, data, nil
@@ -348,11 +447,14 @@ func (s *wsSession) drain() {
 }
 
 func (s *wsSession) handleMessage(data []byte) {
+	// One message, batch included, is served under one config.
+	b := s.b.Load()
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		parsed, perr := jsonrpc.Parse(trimmed, s.h.limits())
+		parsed, perr := jsonrpc.Parse(trimmed, b.h.limits())
 		if perr != nil {
-			s.rt.stats.record(s.ctx, transportWS, "", outcomeOf(perr), 0)
+			b.rt.stats.record(s.ctx, transportWS, "", outcomeOf(perr), 0)
+			b.h.recordUnparsed(&b.rt, s, perr, len(data))
 			s.Send(jsonrpc.AppendError(nil, nil, perr))
 			return
 		}
@@ -366,7 +468,7 @@ func (s *wsSession) handleMessage(data []byte) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				answers[i] = s.h.serve(s.ctx, s.rt, s, c)
+				answers[i] = b.h.serve(s.ctx, b.rt, s, c)
 			}()
 		}
 		wg.Wait()
@@ -380,78 +482,13 @@ func (s *wsSession) handleMessage(data []byte) {
 		}
 		return
 	}
-	a := s.h.serve(s.ctx, s.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
+	a := b.h.serve(s.ctx, b.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
 	if a.reply != nil {
 		s.Send(a.reply)
 	}
 	if a.after != nil {
 		a.after()
 	}
-}
-
-func (s *wsSession) writeLoop() {
-	ticker := time.NewTicker(time.Duration(s.h.PingInterval))
-	defer ticker.Stop()
-	for {
-		// Once the session is closing, queued frames are dropped: the close
-		// frame goes out next, so a slow client learns why it was dropped.
-		if s.ctx.Err() != nil {
-			s.writeClose()
-			return
-		}
-		select {
-		case <-s.wake:
-			for frame := s.next(); frame != nil; frame = s.next() {
-				if s.ctx.Err() != nil {
-					break
-				}
-				_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(s.h.WriteTimeout)))
-				// With permessage-deflate, small frames go out as they are:
-				// compressing them costs more than the bytes it saves.
-				s.conn.EnableWriteCompression(len(frame) >= wsCompressMinSize)
-				if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-					var ne net.Error
-					if errors.As(err, &ne) && ne.Timeout() {
-						s.h.rlog.warn(logClientSlow, "disconnecting slow websocket client",
-							append(s.rt.logFields(), frameMethod(frame), zap.String("reason", "write_timeout reached"))...)
-					}
-					// A write that failed or timed out leaves the socket
-					// unusable: close it, or the hijacked connection stays.
-					s.closeWith(0, "")
-					_ = s.conn.Close()
-					return
-				}
-			}
-		case <-ticker.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Duration(s.h.WriteTimeout))); err != nil {
-				s.closeWith(0, "")
-				_ = s.conn.Close()
-				return
-			}
-		case <-s.ctx.Done():
-			s.writeClose()
-			return
-		}
-	}
-}
-
-func (s *wsSession) writeClose() {
-	s.mu.Lock()
-	code, text := s.closeCode, s.closeText
-	s.mu.Unlock()
-	if code > 0 {
-		if s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Duration(s.h.WriteTimeout))) == nil {
-			// Let the reader take in what the client still sends, up to its
-			// close frame: see closeGrace.
-			t := time.NewTimer(closeGrace)
-			select {
-			case <-s.readDone:
-			case <-t.C:
-			}
-			t.Stop()
-		}
-	}
-	_ = s.conn.Close()
 }
 
 // closeWith ends the session, telling the client why when code is set.
@@ -461,10 +498,21 @@ func (s *wsSession) closeWith(code int, text string) {
 		s.closeCode, s.closeText = code, text
 	}
 	s.mu.Unlock()
+	s.ending.Store(true)
 	s.cancel()
 	// The reader goes on only to take in the client's last messages and
-	// its close frame; the writer closes the socket after closeGrace.
+	// its close frame; writeClose closes the socket after closeGrace.
 	_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	s.closing.Do(func() {
+		// Counted with the session's goroutines: the reader is still
+		// counted (end calls closeWith before it is done), so a Stop that
+		// waits for them waits for the close handshake too.
+		registry.wg.Add(1)
+		go func() {
+			defer registry.wg.Done()
+			s.writeClose()
+		}()
+	})
 }
 
 // end runs once the reader stops: it releases every subscription of the
@@ -478,22 +526,33 @@ func (s *wsSession) end() {
 	subs, ops := s.subs, s.operations
 	s.subs, s.operations = nil, nil
 	s.mu.Unlock()
-	s.rt.stats.subscriptions(-len(subs))
+	s.route().stats.subscriptions(-len(subs))
+	s.recordEvent(jobs.KindSubClose, len(subs))
 	for _, sub := range subs {
 		sub.Close()
 	}
 	s.stopBroadcasts(ops)
-	set := s.h.sessions
-	set.mu.Lock()
-	delete(set.all, s)
-	set.mu.Unlock()
-	s.rt.stats.sessionClosed()
-	set.wg.Done()
+	rt, releaseStats := s.removeSession()
+	rt.stats.sessionClosed()
+	s.flushNotes()
+	s.recordEvent(jobs.KindDisconnect, 1)
+	releaseStats()
+	rt.acc.giveBack()
+	s.leaveIP()
+	registry.wg.Done()
 }
 
 // subscribe opens a subscription for the client; its notifications are
 // released once the reply is queued.
 func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer {
+	if a := s.refuseOverChain(req); a != nil {
+		return *a
+	}
+	ipDone, refused := s.admitIPSubscription(req)
+	if refused != nil {
+		return *refused
+	}
+	defer ipDone()
 	subject, planLimit := s.planSubscriptions()
 	s.mu.Lock()
 	if s.closed {
@@ -506,23 +565,23 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 		s.mu.Unlock()
 		return s.overSubscriptions(req, subject, n)
 	}
-	if len(s.subs)+s.reserved >= s.h.MaxSubscriptions {
+	if len(s.subs)+s.reserved >= s.handler().MaxSubscriptions {
 		s.mu.Unlock()
 		return reply(req, nil, jsonrpc.NewError(jsonrpc.CodeLimitExceeded,
-			"Too many subscriptions on this connection (limit "+strconv.Itoa(s.h.MaxSubscriptions)+")"))
+			"Too many subscriptions on this connection (limit "+strconv.Itoa(s.handler().MaxSubscriptions)+")"))
 	}
 	s.reserved++
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.route().chain.RequestTimeout())
 	defer cancel()
-	sub, err := s.rt.chain.Matcher.Subscribe(ctx, s, req.Method, req.Params)
+	sub, err := s.route().chain.Matcher.Subscribe(ctx, s, req.Method, req.Params)
 
 	s.mu.Lock()
 	s.reserved--
 	if err != nil {
 		s.mu.Unlock()
-		return reply(req, nil, s.h.clientError(s.rt, req.Method, err))
+		return reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
 	}
 	if s.closed {
 		s.mu.Unlock()
@@ -531,7 +590,8 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 	}
 	key, _ := subKey(sub.ID())
 	if _, replaced := s.subs[key]; !replaced {
-		s.rt.stats.subscriptions(1)
+		s.route().stats.subscriptions(1)
+		s.recordEvent(jobs.KindSubOpen, 1)
 	}
 	s.subs[key] = sub
 	s.mu.Unlock()
@@ -562,7 +622,8 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 	sub := s.subs[key]
 	if sub != nil && (sub.Family().Name == family || sub.Family().Unsubscribe == req.Method) {
 		delete(s.subs, key)
-		s.rt.stats.subscriptions(-1)
+		s.route().stats.subscriptions(-1)
+		s.recordEvent(jobs.KindSubClose, 1)
 	} else {
 		sub = nil
 	}
@@ -570,7 +631,7 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 	if sub == nil {
 		return reply(req, json.RawMessage("false"), nil)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.rt.chain.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.route().chain.RequestTimeout())
 	defer cancel()
 	result, err := sub.Unsubscribe(ctx)
 	if err != nil {
@@ -579,3 +640,6 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 	}
 	return reply(req, result, nil)
 }
+
+// Interface guard
+var _ matcher.NotificationClient = (*wsSession)(nil)

@@ -77,6 +77,9 @@ type Counters struct {
 	// would cost more than the counting.
 	day                  string
 	dayStart, dayResetAt time.Time
+	// dayN counts the changes of day, so a tally knows its entry is of
+	// today without comparing keys.
+	dayN uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -97,6 +100,34 @@ type counter struct {
 	pending  Usage // counted since
 	resetAt  time.Time
 	lastUsed time.Time
+	// dead is set when Flush forgets the entry: a tally holding it looks
+	// it up again.
+	dead bool
+}
+
+// tally is one scope and id's counter as a caller keeps it between
+// calls: the entry found last and the day it is of, so a call does no map
+// lookup. Its fields are guarded by Counters.mu.
+type tally struct {
+	scope, id string
+	e         *counter
+	dayN      uint64
+}
+
+// entry is t's counter of now's day, created if need be; c.mu is held.
+func (c *Counters) entry(t *tally, now time.Time) *counter {
+	day, reset := c.today(now)
+	if e := t.e; e != nil && !e.dead && t.dayN == c.dayN {
+		return e
+	}
+	k := counterKey{day, t.scope, t.id}
+	e := c.entries[k]
+	if e == nil {
+		e = &counter{resetAt: reset}
+		c.entries[k] = e
+	}
+	t.e, t.dayN = e, c.dayN
+	return e
 }
 
 func (c *counter) total() Usage { return c.base.plus(c.inflight).plus(c.pending) }
@@ -147,7 +178,11 @@ func (c *Counters) ResetAt(now time.Time) time.Time { return c.opts.Days.ResetAt
 // today returns the key and end of now's day; c.mu is held.
 func (c *Counters) today(now time.Time) (string, time.Time) {
 	if c.day == "" || now.Before(c.dayStart) || !now.Before(c.dayResetAt) {
-		c.day, c.dayStart, c.dayResetAt = c.opts.Days.Key(now), c.opts.Days.Start(now), c.opts.Days.ResetAt(now)
+		day := c.opts.Days.Key(now)
+		if day != c.day {
+			c.dayN++
+		}
+		c.day, c.dayStart, c.dayResetAt = day, c.opts.Days.Start(now), c.opts.Days.ResetAt(now)
 	}
 	return c.day, c.dayResetAt
 }
@@ -162,15 +197,15 @@ func (c *Counters) Add(scope, id string, u Usage) Usage {
 // call that counts several things reads the clock once (time.Now is not
 // cheap on every virtual machine).
 func (c *Counters) addAt(now time.Time, scope, id string, u Usage) Usage {
+	t := tally{scope: scope, id: id}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	day, reset := c.today(now)
-	k := counterKey{day, scope, id}
-	e := c.entries[k]
-	if e == nil {
-		e = &counter{resetAt: reset}
-		c.entries[k] = e
-	}
+	return c.add(&t, now, u)
+}
+
+// add counts u on t at now and returns the total; c.mu is held.
+func (c *Counters) add(t *tally, now time.Time, u Usage) Usage {
+	e := c.entry(t, now)
 	e.pending = e.pending.plus(u)
 	e.lastUsed = now
 	return e.total()
@@ -184,16 +219,18 @@ func (c *Counters) Used(scope, id string) Usage {
 
 // usedAt is Used at now (see addAt).
 func (c *Counters) usedAt(now time.Time, scope, id string) Usage {
+	t := tally{scope: scope, id: id}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	day, reset := c.today(now)
-	k := counterKey{day, scope, id}
-	if e := c.entries[k]; e != nil {
-		e.lastUsed = now
-		return e.total()
-	}
-	c.entries[k] = &counter{resetAt: reset, lastUsed: now} // learnt at the next flush
-	return Usage{}
+	return c.used(&t, now)
+}
+
+// used is t's total at now; an entry it creates is learnt at the next
+// flush. c.mu is held.
+func (c *Counters) used(t *tally, now time.Time) Usage {
+	e := c.entry(t, now)
+	e.lastUsed = now
+	return e.total()
 }
 
 // Fetch reads today's total from the backend (with what is not flushed
@@ -250,6 +287,7 @@ func (c *Counters) Flush(ctx context.Context) error {
 		idle := now.Sub(e.lastUsed) > c.opts.IdleAfter
 		if e.pending == (Usage{}) && (k.day != today || idle) {
 			delete(c.entries, k) // nothing to say, and no one asking
+			e.dead = true
 			continue
 		}
 		e.inflight, e.pending = e.pending, Usage{}

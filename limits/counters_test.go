@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,4 +308,54 @@ func TestRedisClusterLimits(t *testing.T) {
 	if d := l.Allow(ctx, "x", lim); d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > time.Second {
 		t.Fatalf("second call: %+v", d)
 	}
+}
+
+// Calls made together never pass a daily limit they reach together, and
+// a call the rate refuses is not counted toward the day.
+func TestEnforcerDailyLimitUnderConcurrency(t *testing.T) {
+	cases := []struct {
+		name string
+		s    Subject
+		want int64
+	}{
+		{"project's requests per day", Subject{Project: "p", Limits: Limits{RequestsPerDay: 3}}, 3},
+		{"owner's cap", Subject{Project: "p", Owner: "acme", OwnerRequestsPerDay: 5}, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+			counters := boltCounters(t, openBolt(t, filepath.Join(t.TempDir(), "c.db")), clk, nil)
+			e := NewEnforcer(Local(NewRateLimiter(0, clk.Now)), counters)
+			var admitted atomic.Int64
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for range 64 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					if x, err := e.Admit(context.Background(), c.s); err == nil && x == nil {
+						admitted.Add(1)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if n := admitted.Load(); n != c.want {
+				t.Fatalf("64 calls at once admitted %d, want %d", n, c.want)
+			}
+		})
+	}
+	t.Run("a call the rate refuses is not counted", func(t *testing.T) {
+		clk := newFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+		counters := boltCounters(t, openBolt(t, filepath.Join(t.TempDir(), "c.db")), clk, nil)
+		e := NewEnforcer(Local(NewRateLimiter(0, clk.Now)), counters)
+		s := Subject{Project: "r", Limits: Limits{RequestsPerSecond: 1, Burst: 1, RequestsPerDay: 10}}
+		for range 5 {
+			_, _ = e.Admit(context.Background(), s)
+		}
+		if u := counters.Used(ScopeProject, "r"); u.Requests != 1 {
+			t.Fatalf("5 calls, 4 refused by the rate: the day counts %d, want 1", u.Requests)
+		}
+	})
 }

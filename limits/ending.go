@@ -9,7 +9,7 @@ import "context"
 // so ending cannot be used to flood the nodes.
 func (e *Enforcer) AdmitEnding(ctx context.Context, s Subject) *Exceeded {
 	scope, id := s.scope()
-	if d := e.rate.Allow(ctx, scope+":"+id, s.Limits); !d.Allowed {
+	if d := e.allow(ctx, scope, id, s.Limits, e.now()); !d.Allowed {
 		return &Exceeded{Limit: RequestsPerSecond, Scope: scope, Value: s.Limits.RequestsPerSecond, RetryAfter: d.RetryAfter}
 	}
 	e.counters.Add(scope, id, Usage{Requests: 1})

@@ -70,35 +70,70 @@ func NewEnforcer(rate Rater, counters *Counters) *Enforcer {
 // day is refused even when its rate allows) or ErrUnavailable. A daily
 // refusal of a project is the moment to suspend it until ResetAt.
 func (e *Enforcer) Admit(ctx context.Context, s Subject) (*Exceeded, error) {
+	h := Handle{s: s}
+	h.init()
+	return e.admit(ctx, &h)
+}
+
+// AdmitHandle is Admit for a subject resolved once (Handle): the call
+// finds its counters without a map lookup.
+func (e *Enforcer) AdmitHandle(ctx context.Context, h *Handle) (*Exceeded, error) {
+	return e.admit(ctx, h)
+}
+
+func (e *Enforcer) admit(ctx context.Context, h *Handle) (*Exceeded, error) {
 	if e.FailClosed && !e.counters.Healthy() {
 		return nil, ErrUnavailable
 	}
+	s := &h.s
 	now := e.now()
 	cnow := e.countersNow(now)
-	scope, id := s.scope()
-	if x := e.daily(now, cnow, scope, id, s.Limits.RequestsPerDay, s.Limits.BytesPerDay); x != nil {
-		return x, nil
-	}
-	if s.Project != "" && s.Owner != "" {
-		if x := e.daily(now, cnow, ScopeOwner, s.Owner, s.OwnerRequestsPerDay, s.OwnerBytesPerDay); x != nil {
+	scope := h.self.scope
+	withOwner := h.owner.id != ""
+	checkSelf := s.Limits.RequestsPerDay > 0 || s.Limits.BytesPerDay > 0
+	checkOwner := withOwner && (s.OwnerRequestsPerDay > 0 || s.OwnerBytesPerDay > 0)
+	// The day's checks and the count are one step under the counters'
+	// lock, so concurrent calls cannot all pass a limit they reach
+	// together; a call the rate then refuses is uncounted again.
+	c := e.counters
+	c.mu.Lock()
+	if checkSelf || checkOwner {
+		var su, ou Usage
+		if checkSelf {
+			su = c.used(&h.self, cnow)
+		}
+		if checkOwner {
+			ou = c.used(&h.owner, cnow)
+		}
+		x := e.daily(now, scope, s.Limits.RequestsPerDay, s.Limits.BytesPerDay, su)
+		if x == nil {
+			x = e.daily(now, ScopeOwner, s.OwnerRequestsPerDay, s.OwnerBytesPerDay, ou)
+		}
+		if x != nil {
+			c.mu.Unlock()
 			return x, nil
 		}
 	}
-	if d := e.rate.Allow(ctx, scope+":"+id, s.Limits); !d.Allowed {
-		return &Exceeded{Limit: RequestsPerSecond, Scope: scope, Value: s.Limits.RequestsPerSecond, RetryAfter: d.RetryAfter}, nil
+	c.add(&h.self, cnow, Usage{Requests: 1})
+	if withOwner {
+		c.add(&h.owner, cnow, Usage{Requests: 1})
 	}
-	e.counters.addAt(cnow, scope, id, Usage{Requests: 1})
-	if s.Project != "" && s.Owner != "" {
-		e.counters.addAt(cnow, ScopeOwner, s.Owner, Usage{Requests: 1})
+	c.mu.Unlock()
+	if d := e.allowHandle(ctx, h, now); !d.Allowed {
+		c.mu.Lock()
+		c.add(&h.self, cnow, Usage{Requests: -1})
+		if withOwner {
+			c.add(&h.owner, cnow, Usage{Requests: -1})
+		}
+		c.mu.Unlock()
+		return &Exceeded{Limit: RequestsPerSecond, Scope: scope, Value: s.Limits.RequestsPerSecond, RetryAfter: d.RetryAfter}, nil
 	}
 	return nil, nil
 }
 
-func (e *Enforcer) daily(now, cnow time.Time, scope, id string, reqs, bytes int64) *Exceeded {
-	if reqs <= 0 && bytes <= 0 {
-		return nil
-	}
-	u := e.counters.usedAt(cnow, scope, id)
+// daily is the daily limit (reqs, bytes; zero is none) that u, scope's
+// use of today, has reached, or nil.
+func (e *Enforcer) daily(now time.Time, scope string, reqs, bytes int64, u Usage) *Exceeded {
 	limit, value, used := "", int64(0), int64(0)
 	switch {
 	case reqs > 0 && u.Requests >= reqs:
@@ -113,6 +148,29 @@ func (e *Enforcer) daily(now, cnow time.Time, scope, id string, reqs, bytes int6
 	}
 	reset := e.counters.ResetAt(now)
 	return &Exceeded{Limit: limit, Scope: scope, Value: float64(value), Used: used, ResetAt: reset, RetryAfter: reset.Sub(now)}
+}
+
+// allow asks the rater for one call of scope:id. An in-memory limiter
+// whose clock is the real one, as the enforcer's is, takes now instead of
+// reading the clock again (a clock reading is not cheap on every virtual
+// machine) and the key in its two parts; other raters get the joined key.
+func (e *Enforcer) allow(ctx context.Context, scope, id string, lim Limits, now time.Time) Decision {
+	if l, ok := e.rate.(localRater); ok && l.r.clock == nil && e.Clock == nil && e.counters.opts.Clock == nil {
+		return l.r.allowScoped(scope, id, lim, now)
+	}
+	return e.rate.Allow(ctx, scope+":"+id, lim)
+}
+
+// allowHandle is allow for h's subject, with the GCRA's parameters the
+// handle computed once.
+func (e *Enforcer) allowHandle(ctx context.Context, h *Handle, now time.Time) Decision {
+	if l, ok := e.rate.(localRater); ok && l.r.clock == nil && e.Clock == nil && e.counters.opts.Clock == nil {
+		if h.s.Limits.RequestsPerSecond <= 0 {
+			return Decision{Allowed: true}
+		}
+		return l.r.allowAt(rateKey{h.self.scope, h.self.id}, h.interval, h.tolerance, 1, now.UnixNano())
+	}
+	return e.allow(ctx, h.self.scope, h.self.id, h.s.Limits, now)
 }
 
 // countersNow is the counters' time for a call admitted at now: the same
@@ -140,18 +198,35 @@ func (e *Enforcer) now() time.Time {
 // the connection that sent them, so each of the subject's connections is
 // closed by its next frame).
 func (e *Enforcer) AddBytes(s Subject, n int64) *Exceeded {
-	scope, id := s.scope()
+	h := Handle{s: s}
+	h.init()
+	return e.addBytes(&h, n)
+}
+
+// AddBytesHandle is AddBytes for a subject resolved once (Handle).
+func (e *Enforcer) AddBytesHandle(h *Handle, n int64) *Exceeded {
+	return e.addBytes(h, n)
+}
+
+func (e *Enforcer) addBytes(h *Handle, n int64) *Exceeded {
+	s := &h.s
+	scope := h.self.scope
+	withOwner := h.owner.id != ""
 	now := e.counters.opts.Clock.now()
-	tot := e.counters.addAt(now, scope, id, Usage{Bytes: n})
+	var tot, ot Usage
+	c := e.counters
+	c.mu.Lock()
+	tot = c.add(&h.self, now, Usage{Bytes: n})
+	if withOwner {
+		ot = c.add(&h.owner, now, Usage{Bytes: n})
+	}
+	c.mu.Unlock()
 	var x *Exceeded
 	if lim := s.Limits.BytesPerDay; lim > 0 && tot.Bytes >= lim && (scope != ScopeProject || tot.Bytes-n < lim) {
 		x = e.overBytes(BytesPerDay, scope, lim, tot.Bytes)
 	}
-	if s.Project != "" && s.Owner != "" {
-		ot := e.counters.addAt(now, ScopeOwner, s.Owner, Usage{Bytes: n})
-		if lim := s.OwnerBytesPerDay; x == nil && lim > 0 && ot.Bytes >= lim {
-			x = e.overBytes(OwnerBytesPerDay, ScopeOwner, lim, ot.Bytes)
-		}
+	if lim := s.OwnerBytesPerDay; withOwner && x == nil && lim > 0 && ot.Bytes >= lim {
+		x = e.overBytes(OwnerBytesPerDay, ScopeOwner, lim, ot.Bytes)
 	}
 	return x
 }

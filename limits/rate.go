@@ -37,9 +37,24 @@ type rateShard struct {
 	mu sync.Mutex
 	// tat is each key's theoretical arrival time in Unix nanoseconds:
 	// the key is refused while now < tat - burst*interval.
-	tat map[string]int64
+	tat map[rateKey]gcraState
 	ops int
+	// latest is the latest clock reading the shard has seen (within
+	// maxReadingInversion). Callers
+	// read the clock before taking the lock, so two calls can arrive in
+	// the other order; a reading older than latest counts as latest, or
+	// the later call would find the earlier one's debt in its future
+	// and be refused within its burst.
+	latest int64
 }
+
+// maxReadingInversion is how far a reading may lag the shard's latest and
+// count as read out of order; more is the wall clock stepping back.
+const maxReadingInversion = int64(time.Second)
+
+// rateKey is a key in two parts, so the enforcer's scope and id need no
+// concatenation per call; Allow's keys have an empty scope.
+type rateKey struct{ scope, id string }
 
 // NewRateLimiter returns a limiter remembering at most maxKeys keys (0
 // means DefaultMaxKeys); a nil clock is the real one.
@@ -49,7 +64,7 @@ func NewRateLimiter(maxKeys int, clock Clock) *RateLimiter {
 	}
 	r := &RateLimiter{clock: clock, maxKeys: maxKeys, seed: maphash.MakeSeed()}
 	for i := range r.shards {
-		r.shards[i].tat = make(map[string]int64)
+		r.shards[i].tat = make(map[rateKey]gcraState)
 	}
 	return r
 }
@@ -65,12 +80,40 @@ func (r *RateLimiter) AllowN(key string, lim Limits, n int64) Decision {
 	if lim.RequestsPerSecond <= 0 {
 		return Decision{Allowed: true}
 	}
-	now := r.clock.now().UnixNano()
 	interval, tolerance := gcraParams(lim)
-	s := &r.shards[maphash.String(r.seed, key)%rateShards]
+	return r.allowAt(rateKey{id: key}, interval, tolerance, n, r.clock.now().UnixNano())
+}
+
+// allowScoped is Allow for the key scope + ":" + id at now, a reading of
+// the limiter's clock the caller made.
+func (r *RateLimiter) allowScoped(scope, id string, lim Limits, now time.Time) Decision {
+	if lim.RequestsPerSecond <= 0 {
+		return Decision{Allowed: true}
+	}
+	interval, tolerance := gcraParams(lim)
+	return r.allowAt(rateKey{scope, id}, interval, tolerance, 1, now.UnixNano())
+}
+
+// allowAt takes n calls for key at now, with the GCRA's parameters
+// (gcraParams) of its limits.
+func (r *RateLimiter) allowAt(key rateKey, interval, tolerance, n, now int64) Decision {
+	s := &r.shards[maphash.String(r.seed, key.id)%rateShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tat, ok := s.tat[key]
+	if now < s.latest && s.latest-now < maxReadingInversion {
+		now = s.latest
+	} else {
+		// Later, or a step of the wall clock back: taken as it is, or
+		// every key would wait out the step.
+		s.latest = now
+	}
+	st, ok := s.tat[key]
+	tat := st.tat
+	if ok && st.interval != interval && tat > now {
+		// The limits changed (a plan edited, a reload): what the key
+		// owes is a number of calls, which the new interval prices.
+		tat = now + (tat-now)/st.interval*interval
+	}
 	if !ok || tat < now {
 		tat = now
 	}
@@ -81,8 +124,14 @@ func (r *RateLimiter) AllowN(key string, lim Limits, n int64) Decision {
 	if !ok {
 		s.evict(now, r.maxKeys/rateShards)
 	}
-	s.tat[key] = newTat
+	s.tat[key] = gcraState{tat: newTat, interval: interval}
 	return Decision{Allowed: true}
+}
+
+// gcraState is one key's theoretical arrival time and the emission
+// interval it was computed with.
+type gcraState struct {
+	tat, interval int64
 }
 
 // gcraParams returns the emission interval and the burst tolerance in
@@ -106,8 +155,8 @@ func (s *rateShard) evict(now int64, limit int) {
 		return
 	}
 	s.ops = 0
-	for k, t := range s.tat {
-		if t <= now {
+	for k, st := range s.tat {
+		if st.tat <= now {
 			delete(s.tat, k)
 		}
 	}

@@ -74,6 +74,8 @@ local tol = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
+-- limits changed to a smaller tolerance: what was owed is capped by it
+if tat > now + tol then tat = now + tol end
 local avail = math.floor((now + tol - tat) / interval)
 if avail <= 0 then
   return {0, math.ceil(tat + interval - tol - now)}

@@ -3,6 +3,7 @@ package limits
 import (
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,11 @@ func TestRateLimiter(t *testing.T) {
 		}},
 		{"slow rate", Limits{RequestsPerSecond: 0.5, Burst: 1}, []step{
 			{0, 1, true, 0}, {time.Second, 1, false, time.Second}, {time.Second, 1, true, 0},
+		}},
+		// Callers read the clock before the limiter's lock, so a call
+		// can arrive with an older reading than the one before it.
+		{"readings out of order stay within the burst", Limits{RequestsPerSecond: 1, Burst: 2}, []step{
+			{time.Millisecond, 1, true, 0}, {-time.Millisecond, 1, true, 0}, {0, 1, false, time.Second},
 		}},
 		{"zero rate is unlimited", Limits{}, []step{
 			{0, 1000, true, 0}, {0, 1000, true, 0},
@@ -138,5 +144,65 @@ func TestExceededMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A key's debt carries over a change of its limits (a plan edited, a
+// reload) as the calls it owes, priced at the new rate.
+func TestRateLimiterLimitsChange(t *testing.T) {
+	cases := []struct {
+		name    string
+		before  Limits
+		calls   int64 // taken under before
+		after   Limits
+		allowed int // calls then allowed at once under after
+	}{
+		{"raised: one call owed at 1/s costs 1 ms at 1000/s", Limits{RequestsPerSecond: 1, Burst: 1}, 1, Limits{RequestsPerSecond: 1000, Burst: 1000}, 999},
+		{"lowered: three calls owed of a burst of 10 leave 2 of 5", Limits{RequestsPerSecond: 10, Burst: 10}, 3, Limits{RequestsPerSecond: 1, Burst: 5}, 2},
+		{"unchanged", Limits{RequestsPerSecond: 5, Burst: 5}, 5, Limits{RequestsPerSecond: 5, Burst: 5}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newFakeClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+			r := NewRateLimiter(0, clk.Now)
+			if d := r.AllowN("p", c.before, c.calls); !d.Allowed {
+				t.Fatalf("calls under the first limits refused: %+v", d)
+			}
+			n := 0
+			for r.Allow("p", c.after).Allowed {
+				n++
+				if n > 10000 {
+					break
+				}
+			}
+			if n != c.allowed {
+				t.Fatalf("allowed %d calls under the new limits, want %d", n, c.allowed)
+			}
+		})
+	}
+}
+
+// A step of the wall clock back is not a reading out of order: a key that
+// owes nothing goes on at its rate from the new time, instead of waiting
+// out the step.
+func TestRateLimiterClockSteppedBack(t *testing.T) {
+	clk := newFakeClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	r := NewRateLimiter(0, clk.Now)
+	lim := Limits{RequestsPerSecond: 1, Burst: 1}
+	// b shares a's shard, whose latest reading a sets.
+	shard := func(k string) uint64 { return maphash.String(r.seed, k) % rateShards }
+	b := "b"
+	for i := 0; shard(b) != shard("a"); i++ {
+		b = fmt.Sprint("b", i)
+	}
+	if !r.Allow("a", lim).Allowed {
+		t.Fatal("first call refused")
+	}
+	clk.Advance(-time.Hour)
+	for i := range 3 {
+		if d := r.Allow(b, lim); !d.Allowed {
+			t.Fatalf("call %d of a new key a second apart after the step: %+v", i, d)
+		}
+		clk.Advance(time.Second)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,14 +51,21 @@ type sharedSub struct {
 
 	mu      sync.Mutex
 	clients map[*ClientSub]struct{}
-	closed  bool
-	grace   *time.Timer
-	up      *suber.Subscription
+	// list is clients as a slice for a parallel fan-out, built when
+	// needed and dropped when clients change.
+	list   []*ClientSub
+	closed bool
+	grace  *time.Timer
+	up     *suber.Subscription
 	// gen is the generation of up (0 while there is none); nextGen counts
 	// every attempt to open one, failed ones included, so a late event of
 	// an abandoned attempt never passes for a current one.
-	gen      uint64
-	nextGen  uint64
+	gen     uint64
+	nextGen uint64
+	// prevGen is the generation of a head subscription moved off a node
+	// that left the chain's config (leave.go): its heads still count until
+	// the new node's come, so the move loses none.
+	prevGen  uint64
 	notif    string
 	last     json.RawMessage
 	lastNum  uint64
@@ -74,8 +82,10 @@ type sharedSub struct {
 	leftBest   uint64
 	catchingUp bool
 	// have is the block number clients have storage values for, found at
-	// the first change of a catch-up (0 until then).
-	have uint64
+	// the first change of a catch-up (0 until then); haveExact is set when
+	// the new node knew that block, else have is the left node's best.
+	have      uint64
+	haveExact bool
 	// recent remembers the last allHeads headers delivered, so a node
 	// switched to does not repeat them.
 	recent   [recentHeads]uint64
@@ -215,6 +225,7 @@ func (s *sharedSub) addLocked(cs *ClientSub) {
 	}
 	cs.shared = s
 	s.clients[cs] = struct{}{}
+	s.list = nil
 	if s.notif == "" {
 		return
 	}
@@ -238,14 +249,15 @@ func (s *sharedSub) leave(cs *ClientSub) {
 		return
 	}
 	delete(s.clients, cs)
+	s.list = nil
 	if len(s.clients) > 0 || s.closed {
 		return
 	}
-	if s.m.opts.Grace <= 0 {
+	if s.m.grace() <= 0 {
 		go s.expire()
 		return
 	}
-	s.grace = time.AfterFunc(s.m.opts.Grace, s.expire)
+	s.grace = time.AfterFunc(s.m.grace(), s.expire)
 }
 
 // expire closes the subscription if no client came back.
@@ -362,9 +374,14 @@ func (s *sharedSub) open(ctx context.Context) error {
 	s.mu.Lock()
 	s.nextGen++
 	gen := s.nextGen
+	// A subscription still up is being moved before it ends (leaving):
+	// its events keep coming through until the new one is current.
+	keep := s.up != nil
 	s.mu.Unlock()
-	s.floor.Store(gen)
-	ctx, cancel := context.WithTimeout(ctx, s.m.opts.CallTimeout)
+	if !keep {
+		s.floor.Store(gen)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.m.callTimeout())
 	defer cancel()
 	up, err := s.m.up.Subscribe(ctx, s.fam.Subscribe, s.params, s.fam.Unsubscribe, sharedSink{s: s, gen: gen})
 	if err != nil {
@@ -372,10 +389,14 @@ func (s *sharedSub) open(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	old := s.up
+	s.prevGen = 0
+	if old != nil {
+		s.prevGen = s.gen
+	}
 	s.up, s.gen, s.openedAt = up, gen, time.Now()
 	s.moved = s.last != nil
 	s.catchingUp = s.fam.Name == "storage" && s.stBlock != nil
-	s.have = 0
+	s.have, s.haveExact = 0, false
 	s.mu.Unlock()
 	if old != nil {
 		s.m.background(func() { s.m.unsubscribe(old) })
@@ -388,10 +409,12 @@ func (s *sharedSub) open(ctx context.Context) error {
 func (s *sharedSub) detach(unsubscribe bool) {
 	s.mu.Lock()
 	old := s.up
-	s.up, s.gen = nil, 0
+	s.up, s.gen, s.prevGen = nil, 0, 0
 	s.floor.Store(s.nextGen + 1)
 	if old != nil {
-		s.leftBest = old.Node().Health().Best
+		// Never lowered: a move off a node that was itself behind must
+		// not forget what clients had before it.
+		s.leftBest = max(s.leftBest, old.Node().Health().Best)
 	}
 	s.mu.Unlock()
 	if old != nil && unsubscribe {
@@ -414,10 +437,11 @@ func (s *sharedSub) release() {
 func (s *sharedSub) handle(ev sharedEvent) (lost string, pause bool) {
 	s.mu.Lock()
 	current := s.gen != 0 && ev.gen == s.gen
+	previous := s.prevGen != 0 && ev.gen == s.prevGen
 	s.mu.Unlock()
 	switch ev.kind {
 	case evNotify:
-		if current {
+		if current || previous {
 			s.apply(ev.method, ev.result)
 		}
 	case evLost:
@@ -430,6 +454,10 @@ func (s *sharedSub) handle(ev sharedEvent) (lost string, pause bool) {
 		}
 	case evCheck:
 		if n := s.node(); n != nil && !s.m.up.Ready(n) {
+			if s.leaving(n) {
+				// Kept until another node takes over (open).
+				return "node left the configuration", false
+			}
 			s.detach(true)
 			return "node no longer ready", false
 		}
@@ -514,9 +542,49 @@ func (s *sharedSub) broadcast(method string, result json.RawMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.notif, s.last = method, result
-	for cs := range s.clients {
-		cs.deliver(jsonrpc.AppendNotification(nil, method, cs.id, result))
+	// Encoded once; each client's frame only splices in its id.
+	n := jsonrpc.NewNotification(method, result)
+	if len(s.clients) < parallelFanout {
+		for cs := range s.clients {
+			cs.deliverShared(&n)
+		}
+		return
 	}
+	s.fanOutLocked(n)
+}
+
+// parallelFanout is the number of clients from which a notification is
+// delivered by one goroutine per CPU: a delivery is mostly the write(2) to
+// the client's socket, and thousands of them in a row on one core would
+// leave the other cores idle while the last clients wait.
+const parallelFanout = 512
+
+// fanOutLocked delivers n to every client, the clients split between one
+// goroutine per CPU. It returns when all have it, so each client's
+// notifications stay in order. s.mu is held.
+func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
+	if s.list == nil {
+		s.list = make([]*ClientSub, 0, len(s.clients))
+		for cs := range s.clients {
+			s.list = append(s.list, cs)
+		}
+	}
+	list := s.list
+	parts := min(runtime.GOMAXPROCS(0), len(list)/(parallelFanout/2))
+	size := (len(list) + parts - 1) / parts
+	var wg sync.WaitGroup
+	for start := size; start < len(list); start += size {
+		part := list[start:min(start+size, len(list))]
+		wg.Go(func() {
+			for _, cs := range part {
+				cs.deliverShared(&n)
+			}
+		})
+	}
+	for _, cs := range list[:size] {
+		cs.deliverShared(&n)
+	}
+	wg.Wait()
 }
 
 // fillFinalized fetches the headers finalized between two notifications
@@ -535,7 +603,7 @@ func (s *sharedSub) fillFinalized(method string, last, next uint64) {
 			zap.Uint64("last_sent", last), zap.Uint64("next", next), zap.Uint64("filled_from", from))
 	}
 	for n := from; n < next; n++ {
-		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
+		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.callTimeout())
 		hash, err := up.Call(ctx, "chain_getBlockHash", json.RawMessage("["+strconv.FormatUint(n, 10)+"]"))
 		var header json.RawMessage
 		if err == nil && string(hash) != "null" {
@@ -613,7 +681,7 @@ func (s *sharedSub) allKeys() bool { return len(s.params) <= 2 }
 // usual). Block numbers come from the new node.
 func (s *sharedSub) pastLeftBlock(result json.RawMessage) bool {
 	s.mu.Lock()
-	catchingUp, up, sent, have, leftBest := s.catchingUp, s.up, s.stBlock, s.have, s.leftBest
+	catchingUp, up, sent, have, exact, leftBest := s.catchingUp, s.up, s.stBlock, s.have, s.haveExact, s.leftBest
 	s.mu.Unlock()
 	if !catchingUp || up == nil || s.allKeys() {
 		return true
@@ -627,14 +695,18 @@ func (s *sharedSub) pastLeftBlock(result json.RawMessage) bool {
 		// new node knows it, else the best head of the node left.
 		have = leftBest
 		if n, ok := s.blockNumber(up, sent); ok {
-			have = n
+			have, exact = n, true
 		}
 		s.mu.Lock()
-		s.have = have
+		s.have, s.haveExact = have, exact
 		s.mu.Unlock()
 	}
+	// A node that does not know the block clients have is behind it (or
+	// on another fork): its change at that height is not news either. The
+	// left node's best may also lag the change it sent by a block, as its
+	// heads may come on another of its connections.
 	n, ok := s.blockNumber(up, sc.Block)
-	if ok && n < have {
+	if ok && (n < have || !exact && n <= have) {
 		return false
 	}
 	s.mu.Lock()
@@ -644,7 +716,7 @@ func (s *sharedSub) pastLeftBlock(result json.RawMessage) bool {
 }
 
 func (s *sharedSub) blockNumber(up *suber.Subscription, hash json.RawMessage) (uint64, bool) {
-	ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
+	ctx, cancel := context.WithTimeout(s.m.ctx, s.m.callTimeout())
 	defer cancel()
 	header, err := up.Call(ctx, "chain_getHeader", json.RawMessage("["+string(hash)+"]"))
 	if err != nil {

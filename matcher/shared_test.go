@@ -70,21 +70,7 @@ func newTestMatcher(t *testing.T, grace time.Duration) (*Matcher, *fakenode.Node
 func TestJoinDuringNotificationsNeverDuplicatesOrSkips(t *testing.T) {
 	m, node := newTestMatcher(t, time.Second)
 	chain := node.Chain()
-	stop := make(chan struct{})
-	var producer sync.WaitGroup
-	producer.Add(1)
-	go func() {
-		defer producer.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				chain.NewBlock()
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
+	stopBlocks := makeBlocks(chain.NewBlock, time.Millisecond)
 	var clients []*recorder
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -108,8 +94,7 @@ func TestJoinDuringNotificationsNeverDuplicatesOrSkips(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	wg.Wait()
-	close(stop)
-	producer.Wait()
+	stopBlocks()
 	final := chain.NewBlock().Number
 	deadline := time.Now().Add(5 * time.Second)
 	for _, r := range clients {
@@ -159,3 +144,22 @@ func TestNotificationsWaitForActivate(t *testing.T) {
 }
 
 func (r *recorder) Ended(*ClientSub) {}
+
+// makeBlocks calls newBlock every interval until the returned stop, which
+// waits for the last call.
+func makeBlocks[H any](newBlock func() H, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var producer sync.WaitGroup
+	producer.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				newBlock()
+				time.Sleep(interval)
+			}
+		}
+	})
+	return func() { close(done); producer.Wait() }
+}

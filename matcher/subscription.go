@@ -36,6 +36,15 @@ type Client interface {
 	Ended(cs *ClientSub)
 }
 
+// NotificationClient is a Client that can send a shared notification
+// without a frame of its own: when it can write at once, it writes the
+// notification's parts, so a fan-out allocates nothing per client.
+type NotificationClient interface {
+	Client
+	// SendNotification is Send(n.For(subscription)).
+	SendNotification(n *jsonrpc.Notification, subscription json.RawMessage) bool
+}
+
 // Options tune a Matcher.
 type Options struct {
 	// Grace is how long a shared upstream subscription outlives its last
@@ -44,6 +53,17 @@ type Options struct {
 	// CallTimeout bounds each upstream call the matcher makes itself.
 	CallTimeout time.Duration
 	Logger      *zap.Logger
+	// FollowPins bounds the blocks one client follow holds pinned on a
+	// shared upstream chainHead follow; beyond it that client gets stop
+	// (default 256).
+	FollowPins int
+	// FollowOperations bounds the operations one client follow runs at
+	// once; beyond it the client is answered limitReached (default 16).
+	FollowOperations int
+	// FollowUnready is how long the node of a shared chainHead follow may
+	// stay not ready before its clients get stop (default 30s); new
+	// follows go to a ready node at once.
+	FollowUnready time.Duration
 }
 
 // ErrClosed is returned after the matcher was closed.
@@ -62,11 +82,20 @@ type Matcher struct {
 	mu     sync.Mutex
 	closed bool
 	shared map[string]*sharedSub
+	// follows are the shared upstream chainHead follows new client
+	// follows join, by params; allFollows also holds those left to their
+	// clients when their node stopped being ready (follow.go).
+	follows    map[string]*followHub
+	allFollows map[*followHub]struct{}
 
 	// onHead, when set, hears of every new or finalized head before
 	// clients do.
 	onHead    atomic.Pointer[func(number uint64, finalized bool)]
 	onRuntime atomic.Pointer[func(version json.RawMessage)]
+
+	// graceNs and callTimeoutNs are Options.Grace and CallTimeout as in
+	// force: a reload that keeps the chain changes them (SetTimes).
+	graceNs, callTimeoutNs atomic.Int64
 }
 
 // ObserveHeads registers fn to hear of every head number shared head
@@ -92,6 +121,7 @@ func New(up Upstream, opts Options) *Matcher {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Matcher{up: up, opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, shared: make(map[string]*sharedSub)}
+	m.SetTimes(opts.Grace, opts.CallTimeout)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -109,9 +139,16 @@ func (m *Matcher) Close() {
 		subs = append(subs, s)
 	}
 	m.shared = map[string]*sharedSub{}
+	hubs := make([]*followHub, 0, len(m.allFollows))
+	for h := range m.allFollows {
+		hubs = append(hubs, h)
+	}
 	m.mu.Unlock()
 	for _, s := range subs {
 		s.finish()
+	}
+	for _, h := range hubs {
+		h.kill("matcher closed", true)
 	}
 	m.cancel()
 	m.wg.Wait()
@@ -160,6 +197,7 @@ func (m *Matcher) watchHealth() {
 				s.enqueue(sharedEvent{kind: evCheck})
 			}
 		}
+		m.checkFollows()
 	}
 }
 
@@ -180,6 +218,8 @@ type ClientSub struct {
 	// Exactly one of up (a subscription of its own) and shared is set.
 	up     *suber.Subscription
 	shared *sharedSub
+	// follow is set instead for a client chainHead follow (follow.go).
+	follow *followHub
 	// ops holds events of chainHead operations whose reply the client
 	// does not have yet (see operations.go); opsHeld is its length.
 	ops     map[string]*heldOperation
@@ -200,6 +240,12 @@ func (m *Matcher) Subscribe(ctx context.Context, client Client, method string, p
 	cs := &ClientSub{m: m, id: newSubscriptionID(), client: client, family: fam, method: method, params: params}
 	if fam.Shared {
 		return cs, m.join(ctx, cs)
+	}
+	if fam.Name == followFamily {
+		if err := m.follow(ctx, cs); err != nil {
+			return nil, err
+		}
+		return cs, nil
 	}
 	up, err := m.up.Subscribe(ctx, method, params, fam.Unsubscribe, cs)
 	if err != nil {
@@ -255,6 +301,23 @@ func (s *ClientSub) deliver(frame []byte) {
 		return
 	}
 	s.client.Send(frame)
+}
+
+// deliverShared sends a notification shared with other clients.
+func (s *ClientSub) deliverShared(n *jsonrpc.Notification) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch c, ok := s.client.(NotificationClient); {
+	case s.ended:
+	case !s.active:
+		if len(s.held) < maxHeld {
+			s.held = append(s.held, n.For(s.id))
+		}
+	case ok:
+		c.SendNotification(n, s.id)
+	default:
+		s.client.Send(n.For(s.id))
+	}
 }
 
 // Notify implements suber.Sink for subscriptions of their own.
@@ -386,7 +449,7 @@ func (s *ClientSub) resume(cause error) {
 		if ended || s.m.ctx.Err() != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.opts.CallTimeout)
+		ctx, cancel := context.WithTimeout(s.m.ctx, s.m.callTimeout())
 		up, err := s.m.up.Subscribe(ctx, s.method, s.params, s.family.Unsubscribe, s)
 		cancel()
 		if err == nil {
@@ -417,11 +480,15 @@ func (s *ClientSub) Unsubscribe(ctx context.Context) (json.RawMessage, error) {
 		return json.RawMessage("false"), nil
 	}
 	s.ended = true
-	up, shared := s.up, s.shared
+	up, shared, follow := s.up, s.shared, s.follow
 	s.mu.Unlock()
 	if shared != nil {
 		shared.leave(s)
 		return json.RawMessage("true"), nil
+	}
+	if follow != nil {
+		follow.leave(s)
+		return json.RawMessage("null"), nil // chainHead_v1_unfollow's answer
 	}
 	if up == nil {
 		return json.RawMessage("true"), nil
@@ -438,10 +505,14 @@ func (s *ClientSub) Close() {
 		return
 	}
 	s.ended = true
-	up, shared := s.up, s.shared
+	up, shared, follow := s.up, s.shared, s.follow
 	s.mu.Unlock()
 	if shared != nil {
 		shared.leave(s)
+		return
+	}
+	if follow != nil {
+		follow.leave(s)
 		return
 	}
 	if up != nil {
@@ -450,7 +521,7 @@ func (s *ClientSub) Close() {
 }
 
 func (m *Matcher) unsubscribe(up *suber.Subscription) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), m.callTimeout())
 	defer cancel()
 	if _, err := up.Unsubscribe(ctx); err != nil {
 		if ce := m.log.Check(zap.DebugLevel, "upstream unsubscribe failed"); ce != nil {

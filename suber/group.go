@@ -32,33 +32,41 @@ var DefaultReadiness = Readiness{MaxLag: 5, HeadTimeout: time.Minute}
 // Group is the set of nodes serving one chain. Calls go round-robin to
 // the nodes that are ready.
 type Group struct {
-	nodes []*Node
-	rules Readiness
+	// nodes and rules change on a reload that keeps the chain
+	// (group_update.go); readers take one snapshot per decision.
+	nodes atomic.Pointer[[]*Node]
+	rules atomic.Pointer[Readiness]
 	rr    atomic.Uint64
+	// sched admits client calls fairly (scheduler.go).
+	sched *Scheduler
 
 	mu      sync.Mutex
 	changed chan struct{}
-	unwatch []func()
+	unwatch map[*Node]func()
 }
 
 // NewGroup returns a group over nodes (which it does not own).
 func NewGroup(nodes []*Node, rules Readiness) *Group {
-	g := &Group{nodes: nodes, rules: rules, changed: make(chan struct{})}
-	for _, n := range nodes {
-		g.unwatch = append(g.unwatch, n.onChange(g.signal))
-	}
+	g := &Group{changed: make(chan struct{}), sched: NewScheduler(SchedulerLimits{}), unwatch: make(map[*Node]func())}
+	g.rules.Store(&rules)
+	g.mu.Lock()
+	g.setNodesLocked(nodes)
+	g.mu.Unlock()
 	return g
 }
 
 // Close stops watching the nodes.
 func (g *Group) Close() {
-	for _, u := range g.unwatch {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for n, u := range g.unwatch {
 		u()
+		delete(g.unwatch, n)
 	}
 }
 
 // Nodes are the group's nodes, in configuration order.
-func (g *Group) Nodes() []*Node { return g.nodes }
+func (g *Group) Nodes() []*Node { return *g.nodes.Load() }
 
 // Changes returns a channel closed at the next change of any node's health.
 func (g *Group) Changes() <-chan struct{} {
@@ -76,8 +84,19 @@ func (g *Group) signal() {
 
 // Health reports every node, with the group's verdict on each.
 func (g *Group) Health() []Health {
-	hs := make([]Health, len(g.nodes))
-	for i, n := range g.nodes {
+	return g.health(g.Nodes())
+}
+
+// NodeHealth is Health with the nodes it is about, taken together.
+func (g *Group) NodeHealth() ([]*Node, []Health) {
+	nodes := g.Nodes()
+	return nodes, g.health(nodes)
+}
+
+// health reports nodes, a snapshot of the group's.
+func (g *Group) health(nodes []*Node) []Health {
+	hs := make([]Health, len(nodes))
+	for i, n := range nodes {
 		hs[i] = n.Health()
 	}
 	g.judge(hs)
@@ -88,6 +107,7 @@ func (g *Group) Health() []Health {
 // timeout is applied first, so the lag is measured against nodes that pass
 // it: a node stalled ahead of the others must not make them all "behind".
 func (g *Group) judge(hs []Health) {
+	rules := *g.rules.Load()
 	var newest time.Time
 	candidate := make([]bool, len(hs))
 	for i, h := range hs {
@@ -112,7 +132,7 @@ func (g *Group) judge(hs []Health) {
 		if !candidate[i] {
 			continue
 		}
-		if g.rules.HeadTimeout > 0 && newest.Sub(h.LastHeadAt) > g.rules.HeadTimeout {
+		if rules.HeadTimeout > 0 && newest.Sub(h.LastHeadAt) > rules.HeadTimeout {
 			hs[i].NotReadyBecause = fmt.Sprintf("no new head for %s while others see them", newest.Sub(h.LastHeadAt).Round(time.Second))
 			candidate[i] = false
 			continue
@@ -123,8 +143,8 @@ func (g *Group) judge(hs []Health) {
 		if !candidate[i] {
 			continue
 		}
-		if h.Best+g.rules.MaxLag < maxBest {
-			hs[i].NotReadyBecause = fmt.Sprintf("best head %d is more than %d blocks behind %d", h.Best, g.rules.MaxLag, maxBest)
+		if h.Best+rules.MaxLag < maxBest {
+			hs[i].NotReadyBecause = fmt.Sprintf("best head %d is more than %d blocks behind %d", h.Best, rules.MaxLag, maxBest)
 			continue
 		}
 		hs[i].Ready = true
@@ -133,8 +153,9 @@ func (g *Group) judge(hs []Health) {
 
 // Ready reports whether n may serve users now.
 func (g *Group) Ready(n *Node) bool {
-	for i, h := range g.Health() {
-		if g.nodes[i] == n {
+	nodes, hs := g.NodeHealth()
+	for i, h := range hs {
+		if nodes[i] == n {
 			return h.Ready
 		}
 	}
@@ -154,9 +175,9 @@ func (g *Group) ReadyCount() int {
 
 // pending reports whether some node may become ready any moment: still
 // making its first connection, or connected and not yet checked.
-func (g *Group) pending(hs []Health) bool {
+func (g *Group) pending(nodes []*Node, hs []Health) bool {
 	for i, h := range hs {
-		n := g.nodes[i]
+		n := nodes[i]
 		select {
 		case <-n.tried:
 		default:
@@ -174,15 +195,15 @@ func (g *Group) pending(hs []Health) bool {
 func (g *Group) pick(ctx context.Context, want func(*Node) bool, skip *Node) (*Node, error) {
 	for {
 		changes := g.Changes()
-		hs := g.Health()
+		nodes, hs := g.NodeHealth()
 		start := g.rr.Add(1)
-		for i := range g.nodes {
-			j := int((start + uint64(i)) % uint64(len(g.nodes)))
-			if hs[j].Ready && g.nodes[j] != skip && want(g.nodes[j]) {
-				return g.nodes[j], nil
+		for i := range nodes {
+			j := int((start + uint64(i)) % uint64(len(nodes)))
+			if hs[j].Ready && nodes[j] != skip && want(nodes[j]) {
+				return nodes[j], nil
 			}
 		}
-		if !g.pending(hs) {
+		if !g.pending(nodes, hs) {
 			return nil, ErrNoReadyNode
 		}
 		select {
@@ -208,12 +229,17 @@ func (g *Group) Call(ctx context.Context, method string, params json.RawMessage)
 // CallFrom is Call that also reports the node that answered (or last
 // failed; nil when none was picked).
 func (g *Group) CallFrom(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *Node, error) {
+	done, err := g.sched.Acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
 	n, err := g.pick(ctx, anyNode, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	result, err := n.Call(ctx, method, params)
-	if err != nil && errors.Is(err, ErrConnectionLost) && ctx.Err() == nil && !IsWrite(method) {
+	if err != nil && g.lost(n, err) && ctx.Err() == nil && !IsWrite(method) {
 		other, perr := g.pick(ctx, anyNode, n)
 		if perr != nil {
 			if !n.Connected() {
@@ -230,6 +256,11 @@ func (g *Group) CallFrom(ctx context.Context, method string, params json.RawMess
 // CallNode sends a request to a ready node, never retried, and reports
 // which node answered, for calls whose follow-ups must go to the same node.
 func (g *Group) CallNode(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *Node, error) {
+	done, err := g.sched.Acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
 	n, err := g.pick(ctx, anyNode, nil)
 	if err != nil {
 		return nil, nil, err
@@ -242,7 +273,7 @@ func (g *Group) CallNode(ctx context.Context, method string, params json.RawMess
 func (g *Group) Subscribe(ctx context.Context, method string, params json.RawMessage, unsubMethod string, sink Sink) (*Subscription, error) {
 	n, err := g.pick(ctx, (*Node).SupportsSubscriptions, nil)
 	if err != nil {
-		if len(g.nodes) > 0 && !g.anySubscriptions() {
+		if len(g.Nodes()) > 0 && !g.anySubscriptions() {
 			return nil, ErrNoSubscriptions
 		}
 		return nil, err
@@ -251,7 +282,7 @@ func (g *Group) Subscribe(ctx context.Context, method string, params json.RawMes
 }
 
 func (g *Group) anySubscriptions() bool {
-	for _, n := range g.nodes {
+	for _, n := range g.Nodes() {
 		if n.SupportsSubscriptions() {
 			return true
 		}

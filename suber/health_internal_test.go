@@ -69,7 +69,7 @@ func TestHeadWatchReplacesSubscriptionLostBeforeStore(t *testing.T) {
 
 func TestJudgeAppliesHeadTimeoutBeforeLag(t *testing.T) {
 	now := time.Now()
-	g := &Group{rules: Readiness{MaxLag: 5, HeadTimeout: time.Minute}}
+	g := NewGroup(nil, Readiness{MaxLag: 5, HeadTimeout: time.Minute})
 	ok := Health{Connected: true, Checked: true, Peers: 3, ShouldHavePeers: true}
 	stalledAhead := ok
 	stalledAhead.Best, stalledAhead.LastHeadAt = 100, now.Add(-10*time.Minute)

@@ -13,7 +13,10 @@ func TestOptionsDefaults(t *testing.T) {
 	defaults := Options{
 		PoolSize: DefaultPoolSize, DialTimeout: DefaultDialTimeout, PingInterval: DefaultPingInterval,
 		ReadLimit: DefaultReadLimit, BackoffMin: DefaultBackoffMin, BackoffMax: DefaultBackoffMax,
-		HealthInterval: DefaultHealthInterval,
+		HealthInterval:                DefaultHealthInterval,
+		MaxSubscriptionsPerConnection: DefaultMaxSubscriptionsPerConnection,
+		MaxExtraConnections:           DefaultMaxExtraConnections,
+		ExtraIdle:                     DefaultExtraIdle,
 	}
 	with := func(change func(o *Options)) Options {
 		o := defaults
@@ -29,7 +32,9 @@ func TestOptionsDefaults(t *testing.T) {
 		{"negative", Options{PoolSize: -1, DialTimeout: -1, PingInterval: -1, ReadLimit: -1, BackoffMin: -1, BackoffMax: -1, HealthInterval: -1}, defaults},
 		{"set values kept",
 			Options{PoolSize: 2, DialTimeout: time.Second, PingInterval: 3 * time.Second, ReadLimit: 10, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, HealthInterval: time.Second},
-			Options{PoolSize: 2, DialTimeout: time.Second, PingInterval: 3 * time.Second, ReadLimit: 10, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, HealthInterval: time.Second}},
+			Options{PoolSize: 2, DialTimeout: time.Second, PingInterval: 3 * time.Second, ReadLimit: 10, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, HealthInterval: time.Second,
+				MaxSubscriptionsPerConnection: DefaultMaxSubscriptionsPerConnection, MaxExtraConnections: DefaultMaxExtraConnections, ExtraIdle: DefaultExtraIdle}},
+		{"no extra connections", Options{MaxExtraConnections: -1}, with(func(o *Options) { o.MaxExtraConnections = 0 })},
 		{"max below min uses default max", Options{BackoffMin: time.Second, BackoffMax: time.Millisecond},
 			with(func(o *Options) { o.BackoffMin = time.Second })},
 		{"min above default max", Options{BackoffMin: time.Minute},

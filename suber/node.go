@@ -48,6 +48,9 @@ type Node struct {
 	sleep func(ctx context.Context, d time.Duration) bool
 	kicks chan struct{}
 
+	// extra are connections beyond the pool, for subscriptions (overflow.go).
+	extra extraConns
+
 	hmu         sync.Mutex
 	health      healthState
 	watchers    map[int]func()
@@ -136,6 +139,10 @@ func (n *Node) Start() {
 // Close disconnects and waits until every goroutine of the node returned.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		// Before the Wait: subscribes open no extra connection from now.
+		n.extra.mu.Lock()
+		n.extra.closing = true
+		n.extra.mu.Unlock()
 		n.cancel()
 		for _, s := range n.slots {
 			if sess := s.cur.Load(); sess != nil {
@@ -199,20 +206,15 @@ func (n *Node) Subscribe(ctx context.Context, method string, params json.RawMess
 	if n.http != nil {
 		return nil, ErrNoSubscriptions
 	}
-	sess, err := n.session(ctx)
+	// On a connection with room (overflow.go); one the node finds full
+	// is avoided on a second try.
+	sub, sess, err := n.subscribeOnce(ctx, method, params, unsubMethod, sink, nil)
+	if err != nil && sess != nil && isConnectionLimit(err) {
+		n.markFull(sess)
+		sub, _, err = n.subscribeOnce(ctx, method, params, unsubMethod, sink, map[*session]bool{sess: true})
+	}
 	if err != nil {
 		return nil, err
-	}
-	sub := &Subscription{node: n, unsubMethod: unsubMethod, sink: sink}
-	m, err := sess.call(ctx, method, params, sub)
-	if err != nil {
-		return nil, err
-	}
-	if m.Error != nil {
-		return nil, m.Error
-	}
-	if sub.ID() == nil {
-		return nil, fmt.Errorf("%s: node answered %s, not a subscription id", method, truncate(m.Result))
 	}
 	return sub, nil
 }

@@ -35,6 +35,16 @@ type Options struct {
 	Logger *zap.Logger
 	// Observer, when set, is told of every request sent to the node.
 	Observer Observer
+	// MaxSubscriptionsPerConnection is how many subscriptions one
+	// connection is given before another is used (default 1000, below
+	// polkadot-sdk's 1024 per connection).
+	MaxSubscriptionsPerConnection int
+	// MaxExtraConnections bounds the connections opened beyond PoolSize
+	// when the pool's hold all the subscriptions they may (default 16).
+	MaxExtraConnections int
+	// ExtraIdle is how long an extra connection stays open without a
+	// subscription (default 30s).
+	ExtraIdle time.Duration
 }
 
 // Observer watches the requests sent to a node (calls, subscribes,
@@ -84,6 +94,17 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.MaxSubscriptionsPerConnection <= 0 {
+		o.MaxSubscriptionsPerConnection = DefaultMaxSubscriptionsPerConnection
+	}
+	if o.MaxExtraConnections < 0 {
+		o.MaxExtraConnections = 0
+	} else if o.MaxExtraConnections == 0 {
+		o.MaxExtraConnections = DefaultMaxExtraConnections
+	}
+	if o.ExtraIdle <= 0 {
+		o.ExtraIdle = DefaultExtraIdle
 	}
 	return o
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The new JSON-RPC spec's chainHead_v1_* group, in its simplest form: no
@@ -90,6 +91,7 @@ func (n *Node) chainHeadInitLocked(s *subscription) {
 	fin, best := n.viewFinalized.Load(), n.viewBest.Load()
 	s.headFin = fin.number()
 	s.headSpec = n.chain.specAt(fin.number())
+	n.pinLocked(s, fin.hash())
 	ev := initializedEvent{Event: "initialized", FinalizedBlockHashes: []string{fin.hash()}}
 	if s.withRuntime {
 		ev.FinalizedBlockRuntime = chainHeadRuntimeJSON(s.headSpec)
@@ -102,9 +104,11 @@ func (n *Node) chainHeadInitLocked(s *subscription) {
 		n.notifyLocked(s, n.newBlockEventLocked(s, b))
 	}
 	n.notifyLocked(s, bestBlockChangedEvent(best))
+	n.enforcePinLimitLocked()
 }
 
 func (n *Node) newBlockEventLocked(s *subscription, b *block) json.RawMessage {
+	n.pinLocked(s, b.hash())
 	ev := newBlockEvent{Event: "newBlock", BlockHash: b.hash(), ParentBlockHash: b.header.ParentHash}
 	if s.withRuntime {
 		rt := json.RawMessage("null") // same runtime as the parent
@@ -168,6 +172,9 @@ func (n *Node) rpcChainHeadHeader(c *wsConn, p params) (any, *Error) {
 	if !hashRE.MatchString(h) {
 		return nil, errInvalidParams(fmt.Sprintf("invalid block hash %q", h))
 	}
+	if err := n.checkPinned(c, p, h); err != nil {
+		return nil, err
+	}
 	b := n.chain.blockByHash(h)
 	if b == nil || b.number() > n.viewBest.Load().number() {
 		return nil, nil
@@ -175,8 +182,7 @@ func (n *Node) rpcChainHeadHeader(c *wsConn, p params) (any, *Error) {
 	return "0x" + hex.EncodeToString(b.json), nil
 }
 
-// rpcChainHeadUnpin accepts a hash or a list of hashes; pins are not
-// tracked, so only the subscription is checked.
+// rpcChainHeadUnpin accepts a hash or a list of hashes.
 func (n *Node) rpcChainHeadUnpin(c *wsConn, p params) (any, *Error) {
 	if _, err := p.str(0); err != nil {
 		return nil, err
@@ -192,7 +198,53 @@ func (n *Node) rpcChainHeadUnpin(c *wsConn, p params) (any, *Error) {
 	if err := n.followParam(c, p); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	if many == nil {
+		many = []string{one}
+	}
+	return nil, n.unpin(c, p, many)
+}
+
+// checkPinned fails with -32801 unless the follow subscription named by
+// parameter 0 holds every hash pinned.
+func (n *Node) checkPinned(c *wsConn, p params, hashes ...string) *Error {
+	id, _ := p.str(0)
+	n.subs.mu.Lock()
+	defer n.subs.mu.Unlock()
+	s := n.subs.byID[id]
+	if s == nil || s.conn != c {
+		return errInvalidFollowSubscription()
+	}
+	for _, h := range hashes {
+		if !s.pinned[strings.ToLower(h)] {
+			return errInvalidBlockHash()
+		}
+	}
+	return nil
+}
+
+// unpin releases hashes, all or none: one that is not pinned (or repeated)
+// fails the call, as in polkadot-sdk.
+func (n *Node) unpin(c *wsConn, p params, hashes []string) *Error {
+	id, _ := p.str(0)
+	n.subs.mu.Lock()
+	defer n.subs.mu.Unlock()
+	s := n.subs.byID[id]
+	if s == nil || s.conn != c {
+		return errInvalidFollowSubscription()
+	}
+	seen := make(map[string]bool, len(hashes))
+	for i, h := range hashes {
+		h = strings.ToLower(h)
+		if seen[h] || !s.pinned[h] {
+			return errInvalidBlockHash()
+		}
+		seen[h], hashes[i] = true, h
+	}
+	for _, h := range hashes {
+		delete(s.pinned, h)
+		n.subs.pinned--
+	}
+	return nil
 }
 
 // StopChainHeadFollows sends {"event":"stop"} on every chainHead_v1_follow
@@ -205,8 +257,7 @@ func (n *Node) StopChainHeadFollows() int {
 	defer n.subs.mu.Unlock()
 	count := 0
 	for s := range n.subs.byKind[subChainHead] {
-		n.notifyLocked(s, json.RawMessage(`{"event":"stop"}`))
-		n.forgetLocked(s) // a reply not sent yet still gets its events, stop included
+		n.stopFollowLocked(s)
 		count++
 	}
 	return count

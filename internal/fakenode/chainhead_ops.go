@@ -16,9 +16,10 @@ import (
 //	         {"event":"operationStorageDone","operationId":id}
 //
 // Storage items of type value, hash, descendantsValues and
-// descendantsHashes are served (closestDescendantMerkleValue yields none).
-// Operations finish at once, so chainHead_v1_continue always fails and
-// chainHead_v1_stopOperation has nothing to stop. A block the node does not
+// descendantsHashes are served (closestDescendantMerkleValue yields none),
+// a few at a time (chainhead_limits.go): a storage operation with more
+// waits for chainHead_v1_continue between chunks. Body and call finish at
+// once. A block the node does not
 // know fails with -32801, as polkadot-sdk answers a hash that is not pinned.
 // LimitOperations makes some answer {"result":"limitReached"} instead.
 
@@ -28,20 +29,83 @@ var operationCalls = map[string]func(*Node, *wsConn, params) (any, func(), *Erro
 	"chainHead_v1_storage": (*Node).rpcChainHeadStorage,
 }
 
-// rpcChainHeadContinue fails: operations finish at once, so none waits.
+// rpcChainHeadContinue resumes a storage operation waiting for it; any
+// other operation id fails.
 func (n *Node) rpcChainHeadContinue(c *wsConn, p params) (any, *Error) {
 	if err := n.followParam(c, p); err != nil {
 		return nil, err
 	}
-	return nil, errInvalidOperationID()
-}
-
-// rpcChainHeadStopOperation has nothing to stop: it only checks params.
-func (n *Node) rpcChainHeadStopOperation(c *wsConn, p params) (any, *Error) {
-	if _, err := p.str(1); err != nil {
+	sub, _ := p.str(0)
+	op, err := p.str(1)
+	if err != nil {
 		return nil, err
 	}
-	return nil, n.followParam(c, p)
+	n.subs.mu.Lock()
+	defer n.subs.mu.Unlock()
+	s := n.subs.byID[sub]
+	if s == nil || s.conn != c || s.ops[op] == nil {
+		return nil, errInvalidOperationID()
+	}
+	n.sendStorageChunkLocked(s, op, s.ops[op])
+	return nil, nil
+}
+
+// rpcChainHeadStopOperation ends a storage operation waiting for continue;
+// others have finished already.
+func (n *Node) rpcChainHeadStopOperation(c *wsConn, p params) (any, *Error) {
+	op, err := p.str(1)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.followParam(c, p); err != nil {
+		return nil, err
+	}
+	sub, _ := p.str(0)
+	n.subs.mu.Lock()
+	defer n.subs.mu.Unlock()
+	if s := n.subs.byID[sub]; s != nil && s.conn == c {
+		delete(s.ops, op)
+	}
+	return nil, nil
+}
+
+// opsRunning is how many operations the subscription named by parameter 0
+// has waiting for continue (the others finish at once).
+func (n *Node) opsRunning(c *wsConn, p params) int {
+	id, _ := p.str(0)
+	n.subs.mu.Lock()
+	defer n.subs.mu.Unlock()
+	if s := n.subs.byID[id]; s != nil && s.conn == c {
+		return len(s.ops)
+	}
+	return 0
+}
+
+// sendStorageChunkLocked reports the next chunk of a storage operation's
+// items, then operationWaitingForContinue if more are left, or
+// operationStorageDone.
+func (n *Node) sendStorageChunkLocked(s *subscription, id string, chunks [][]string) {
+	if len(chunks) > 0 {
+		items := make([]json.RawMessage, len(chunks[0]))
+		for i, it := range chunks[0] {
+			items[i] = json.RawMessage(it)
+		}
+		n.notifyLocked(s, mustJSON(struct {
+			operationEvent
+			Items []json.RawMessage `json:"items"`
+		}{operationEvent{"operationStorageItems", id}, items}))
+		chunks = chunks[1:]
+	}
+	if len(chunks) > 0 {
+		if s.ops == nil {
+			s.ops = map[string][][]string{}
+		}
+		s.ops[id] = chunks
+		n.notifyLocked(s, mustJSON(operationEvent{"operationWaitingForContinue", id}))
+		return
+	}
+	delete(s.ops, id)
+	n.notifyLocked(s, mustJSON(operationEvent{"operationStorageDone", id}))
 }
 
 // LimitOperations makes every n-th chainHead operation (body, call,
@@ -72,6 +136,12 @@ func (n *Node) startOperation(c *wsConn, p params) (b *block, limited bool, err 
 	}
 	if b = n.chain.blockByHash(h); b == nil || b.number() > n.viewBest.Load().number() {
 		return nil, false, errInvalidBlockHash()
+	}
+	if err := n.checkPinned(c, p, h); err != nil {
+		return nil, false, err
+	}
+	if n.opsRunning(c, p) >= n.limits.Operations {
+		return nil, true, nil
 	}
 	count := n.opCount.Add(1)
 	if every := n.opLimitEvery.Load(); every > 0 && count%every == 0 {
@@ -200,14 +270,23 @@ func (n *Node) rpcChainHeadStorage(c *wsConn, p params) (any, func(), *Error) {
 		}
 	}
 	sub, _ := p.str(0)
-	var events []func(string) any
-	if len(items) > 0 {
-		events = append(events, func(id string) any {
-			return struct {
-				operationEvent
-				Items []storageResultItem `json:"items"`
-			}{operationEvent{"operationStorageItems", id}, items}
-		})
+	// Items go out StorageItems at a time, each chunk after the first
+	// only on chainHead_v1_continue.
+	var chunks [][]string
+	for i := 0; i < len(items); i += n.limits.StorageItems {
+		chunk := make([]string, 0, n.limits.StorageItems)
+		for _, it := range items[i:min(i+n.limits.StorageItems, len(items))] {
+			chunk = append(chunk, string(mustJSON(it)))
+		}
+		chunks = append(chunks, chunk)
 	}
-	return n.operation(c, sub, append(events, done("operationStorageDone"))...)
+	id := randomID()
+	send := func() {
+		n.subs.mu.Lock()
+		defer n.subs.mu.Unlock()
+		if s := n.subs.byID[sub]; s != nil && s.conn == c {
+			n.sendStorageChunkLocked(s, id, chunks)
+		}
+	}
+	return json.RawMessage(`{"result":"started","operationId":"` + id + `"}`), send, nil
 }

@@ -189,9 +189,10 @@ func TestChainHeadHeader(t *testing.T) {
 		wantMsg string
 	}{
 		{name: "best", params: []any{sub, b1.Hash}, want: hexOf(b1)},
-		{name: "genesis", params: []any{sub, g.Hash}, want: hexOf(g)},
+		// Only blocks the subscription reported and holds pinned, as in polkadot-sdk.
+		{name: "genesis, not pinned", params: []any{sub, g.Hash}, wantErr: -32801, wantMsg: "Invalid block hash"},
 		{name: "upper-case hash", params: []any{sub, "0x" + strings.ToUpper(b1.Hash[2:])}, want: hexOf(b1)},
-		{name: "unknown hash", params: []any{sub, unknown}, want: `null`},
+		{name: "unknown hash", params: []any{sub, unknown}, wantErr: -32801, wantMsg: "Invalid block hash"},
 		{name: "malformed hash", params: []any{sub, "0x12"}, wantErr: CodeInvalidParams, wantMsg: "Invalid params"},
 		{name: "unknown subscription", params: []any{"abcdefghijklmnop", b1.Hash}, wantErr: CodeInvalidParams, wantMsg: badSub},
 		{name: "other connection's subscription", params: []any{sub2, b1.Hash}, wantErr: CodeInvalidParams, wantMsg: badSub},
@@ -237,9 +238,7 @@ func TestChainHeadHeader(t *testing.T) {
 		other.SetFollow(false)
 		defer other.SetFollow(true)
 		b := chain.NewBlock()
-		if m := wsOther.call("chainHead_v1_header", subOther, b.Hash); string(m.Result) != "null" {
-			t.Fatalf("lagging node knows the new block: %s", m.raw)
-		}
+		wantError(t, wsOther.call("chainHead_v1_header", subOther, b.Hash), -32801, "Invalid block hash")
 		if m := ws.call("chainHead_v1_header", sub, b.Hash); string(m.Result) != hexOf(b) {
 			t.Fatalf("following node: %s", m.raw)
 		}
@@ -261,8 +260,9 @@ func TestChainHeadUnpin(t *testing.T) {
 		wantErr int
 		wantMsg string
 	}{
+		{name: "repeated hash", params: []any{sub, []string{h, h}}, wantErr: -32801, wantMsg: "Invalid block hash"},
 		{name: "one hash", params: []any{sub, h}},
-		{name: "list of hashes", params: []any{sub, []string{h, h}}},
+		{name: "no longer pinned", params: []any{sub, []string{h}}, wantErr: -32801, wantMsg: "Invalid block hash"},
 		{name: "empty list", params: []any{sub, []string{}}},
 		{name: "other connection's subscription", params: []any{sub2, h}, wantErr: CodeInvalidParams, wantMsg: "Invalid followSubscription"},
 		{name: "unknown subscription", params: []any{"nope", h}, wantErr: CodeInvalidParams, wantMsg: "Invalid followSubscription"},

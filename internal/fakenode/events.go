@@ -72,6 +72,8 @@ func (n *Node) advanceBestLocked(b *block, passed []*block) {
 		}
 		n.notifyLocked(s, bestBlockChangedEvent(b))
 	}
+	n.checkLagLocked()
+	n.enforcePinLimitLocked()
 	for s := range n.subs.byKind[subExtrinsic] {
 		if s.inBlock != nil {
 			continue

@@ -26,8 +26,9 @@ const (
 )
 
 type config struct {
-	chain *Chain
-	name  string
+	chain  *Chain
+	name   string
+	limits ChainHeadLimits
 }
 
 // Option configures a Node.
@@ -88,6 +89,8 @@ type Node struct {
 	// chainHead operations: every opLimitEvery-th one answers limitReached.
 	opLimitEvery atomic.Int64
 	opCount      atomic.Int64
+
+	limits ChainHeadLimits // fixed at New
 }
 
 // generation is one listening period, from New or Restart to Stop.
@@ -129,6 +132,7 @@ func New(opts ...Option) (*Node, error) {
 		conns: map[*wsConn]struct{}{},
 
 		broadcasts: map[string]string{},
+		limits:     cfg.limits.withDefaults(),
 	}
 	n.peers.Store(defaultPeers)
 	n.faults.reset()

@@ -75,9 +75,11 @@ type subscription struct {
 	ext     string          // extrinsic: the watched extrinsic
 	inBlock *block          // extrinsic: the block that included it
 
-	withRuntime bool   // chainHead: report runtimes
-	headFin     uint64 // chainHead: number of the last finalized block reported
-	headSpec    uint32 // chainHead: specVersion of the last runtime reported
+	withRuntime bool                  // chainHead: report runtimes
+	headFin     uint64                // chainHead: number of the last finalized block reported
+	headSpec    uint32                // chainHead: specVersion of the last runtime reported
+	pinned      map[string]bool       // chainHead: blocks reported and not unpinned
+	ops         map[string][][]string // chainHead: storage operations waiting for continue, by id: item chunks left
 }
 
 // registry holds a node's subscriptions. Its mutex is taken after the
@@ -88,6 +90,7 @@ type registry struct {
 	byKind    [numSubKinds]map[*subscription]struct{}
 	perMethod map[string]int
 	following bool
+	pinned    int // blocks pinned, summed over follow subscriptions
 }
 
 func (r *registry) init() {
@@ -155,6 +158,9 @@ func (n *Node) subscribe(c *wsConn, spec *subSpec, method string, p params) (jso
 	defer n.subs.mu.Unlock()
 	if c.gone {
 		return nil, nil, errInternal()
+	}
+	if err := n.checkConnLimitsLocked(c, spec.kind); err != nil {
+		return nil, nil, err
 	}
 	if ext != "" {
 		if _, ok := n.chain.submit(ext); !ok {
@@ -270,6 +276,9 @@ func (n *Node) forgetLocked(s *subscription) {
 		delete(n.subs.perMethod, s.method)
 	}
 	delete(s.conn.subs, s.id)
+	if s.spec.kind == subChainHead {
+		n.releaseFollowLocked(s)
+	}
 }
 
 // dropConnSubs ends every subscription of a closing connection.

@@ -4,13 +4,17 @@
 package testgw
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -123,5 +127,51 @@ func Load(t testing.TB, caddyfile string) {
 	}
 	if err := caddy.Load(cfg, true); err != nil {
 		t.Fatalf("loading config: %v\n%s", err, caddyfile)
+	}
+	awaitListeners(t, cfg)
+}
+
+// awaitListeners waits until every HTTP server of cfg answers a request:
+// right after a reload Caddy may still be handing its sockets from the old
+// servers to the new ones, and a client dialling then is reset.
+func awaitListeners(t testing.TB, cfg []byte) {
+	t.Helper()
+	var c struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		t.Fatalf("reading the config's listeners: %v", err)
+	}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, srv := range c.Apps.HTTP.Servers {
+		for _, l := range srv.Listen {
+			addr, err := caddy.ParseNetworkAddress(l)
+			if err != nil || addr.IsUnixNetwork() || addr.StartPort != addr.EndPort {
+				continue
+			}
+			host := addr.Host
+			if host == "" {
+				host = "127.0.0.1"
+			}
+			url := "http://" + net.JoinHostPort(host, strconv.FormatUint(uint64(addr.StartPort), 10)) + "/"
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				resp, err := client.Get(url)
+				if err == nil {
+					resp.Body.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the reloaded server at %s never answered: %v", url, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 }

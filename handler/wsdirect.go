@@ -1,0 +1,154 @@
+package handler
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A frame sent to a session with nothing queued and no writer running is
+// written at once by the sender, with one non-blocking write(2) on the
+// socket: a new head fanned out to 10,000 clients then costs 10,000
+// system calls, not 10,000 goroutines each setting a deadline and going
+// through the WebSocket library's writer. What the socket does not take
+// (a full send buffer: a slow client) goes to the session's writer
+// goroutine, which writes it first, with the write deadline, before any
+// later frame. The direct path needs the socket itself: a plain TCP or
+// Unix connection. TLS connections (and frames large enough to be
+// compressed) go through the writer as before.
+
+// directConn returns the socket a session may write to directly, or nil.
+func directConn(c net.Conn) syscall.RawConn {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// directMaxFrame is the largest payload written directly: frames that
+// may be compressed go through the library's writer.
+const directMaxFrame = wsCompressMinSize - 1
+
+// directWritesCut counts direct writes the socket took only part of (a
+// test checks that path is taken).
+var directWritesCut atomic.Int64
+
+// directBufs hold a frame's header and payload for one write(2).
+var directBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, directMaxFrame+4)
+	return &b
+}}
+
+// appendTextFrameHeader appends the header of an unmasked, final text
+// frame of n bytes (RFC 6455 §5.2), as a server sends it.
+func appendTextFrameHeader(b []byte, n int) []byte {
+	const finText = 0x80 | 0x1
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
+}
+
+// writeDirect tries to write f as one WebSocket text frame with a
+// single non-blocking write. The caller holds s.wmu. It returns what the
+// socket did not take (nil when all of it went), or an error when the
+// socket is broken.
+func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
+	bp := directBufs.Get().(*[]byte)
+	buf := f.appendTo(appendTextFrameHeader((*bp)[:0], f.size()))
+	n := 0
+	var werr error
+	write := func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), buf)
+		return true // never wait for the socket: that is the writer's job
+	}
+	cerr := s.raw.Write(write)
+	if errors.Is(cerr, os.ErrDeadlineExceeded) {
+		// The deadline of an earlier write by the library (a frame, a
+		// ping) that went out in time; direct writes need none.
+		_ = s.conn.UnderlyingConn().SetWriteDeadline(time.Time{})
+		cerr = s.raw.Write(write)
+	}
+	if cerr != nil {
+		werr = cerr
+	}
+	if n < 0 {
+		n = 0
+	}
+	switch {
+	case werr == nil || errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR):
+		err = nil
+	default:
+		err = werr
+	}
+	if n < len(buf) && err == nil {
+		rest = append([]byte(nil), buf[n:]...)
+		directWritesCut.Add(1)
+	}
+	*bp = buf[:0]
+	directBufs.Put(bp)
+	return rest, err
+}
+
+// sendDirect writes f at once if the session is idle, reporting
+// whether it took the frame. It is called with s.qmu held and the queue
+// empty, and returns with s.qmu held; while it writes, writing is set, so
+// frames sent meanwhile queue behind it.
+func (s *wsSession) sendDirect(f *outFrame) bool {
+	if s.raw == nil || f.size() > directMaxFrame || !s.wmu.TryLock() {
+		return false
+	}
+	if s.closeSent {
+		// Nothing follows a close frame: the session is ending anyway.
+		s.wmu.Unlock()
+		return true
+	}
+	s.writing = true
+	s.qmu.Unlock()
+	rest, err := s.writeDirect(f)
+	if rest == nil {
+		s.wmu.Unlock()
+	} // else the writer holds on to wmu until it has written the rest
+	s.qmu.Lock()
+	if err != nil {
+		// As when the writer fails: the socket is unusable.
+		s.qmu.Unlock()
+		if s.ctx.Err() == nil {
+			s.closeWith(0, "")
+			_ = s.conn.Close()
+		}
+		s.drop()
+		s.qmu.Lock()
+		return true
+	}
+	if rest == nil && s.head == len(s.out) {
+		s.writing = false
+		s.noteIdleLocked()
+		return true
+	}
+	// The rest of the frame, then whatever queued meanwhile, go through
+	// the writer goroutine, which is handed wmu: no ping, pong or close
+	// frame may start inside this one.
+	s.rest = rest
+	go s.flush()
+	return true
+}
