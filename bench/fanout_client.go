@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 const (
@@ -18,27 +16,10 @@ const (
 	followHeads    = `{"jsonrpc":"2.0","id":1,"method":"chainHead_v1_follow","params":[false]}`
 )
 
-// subDialer keeps the buffers of thousands of mostly idle connections
-// small: a header notification is about 400 bytes.
-var subDialer = &websocket.Dialer{
-	ReadBufferSize:  1024,
-	WriteBufferSize: 512,
-	NetDialContext:  (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-}
-
-// subDialerDeflate is subDialer offering permessage-deflate.
-var subDialerDeflate = &websocket.Dialer{
-	ReadBufferSize:    subDialer.ReadBufferSize,
-	WriteBufferSize:   subDialer.WriteBufferSize,
-	NetDialContext:    subDialer.NetDialContext,
-	EnableCompression: true,
-}
-
 // subscriber is one fan-out client: a WebSocket connection subscribed to
 // new heads, whose reader records every notification with its arrival
 // time. recs and bad belong to the reader until done is closed.
 type subscriber struct {
-	conn    *websocket.Conn
 	pattern []byte // `"subscription":"<id>"`, in each notification
 	recs    []reception
 	newest  atomic.Uint64 // highest block number received (follow: newBlock events)
@@ -47,60 +28,122 @@ type subscriber struct {
 	bad     int           // messages that are not our head notifications
 	badMsg  string
 	done    chan struct{}
+
+	frames frameReader
+	at     time.Duration // when the bytes being parsed arrived
+	// Until the subscription's reply: the notifications before it, and
+	// what made the reply unusable.
+	early   [][]byte
+	earlyAt []time.Duration
+	subErr  error
+
+	// wmu orders writes (pongs from the reader, the close frame) and the
+	// end of the socket: conn until a poller takes the socket over as fd
+	// (fanout_poll_linux.go), -1 before and after.
+	wmu  sync.Mutex
+	conn net.Conn
+	fd   int
 }
 
 // subscribeClient connects, subscribes and waits for the subscription id;
 // notifications that come before it are recorded too. base is the origin
 // of reception times.
-func subscribeClient(ctx context.Context, dialer *websocket.Dialer, url string, follow bool, base time.Time, timeout time.Duration, capacity int) (*subscriber, error) {
+func subscribeClient(ctx context.Context, url string, deflate, follow bool, base time.Time, timeout time.Duration, capacity int) (*subscriber, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, resp, err := dialer.DialContext(ctx, url, nil)
+	conn, br, agreed, err := dialWebSocket(ctx, url, deflate)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial: %w (status %d)", err, resp.StatusCode)
-		}
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	s := &subscriber{conn: conn, recs: make([]reception, 0, capacity), done: make(chan struct{}), follow: follow}
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetWriteDeadline(deadline)
+	s := &subscriber{conn: conn, fd: -1, recs: make([]reception, 0, capacity), done: make(chan struct{}), follow: follow}
+	s.frames.deflate = agreed
 	request := subscribeHeads
 	if follow {
 		request = followHeads
 	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(request)); err != nil {
+	if _, err := conn.Write(clientFrame(opText, []byte(request))); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	_ = conn.SetReadDeadline(deadline)
-	var early [][]byte
-	var earlyAt []time.Duration
-	for {
-		_, msg, err := conn.ReadMessage()
-		at := time.Since(base)
+	buf := make([]byte, 4096)
+	for s.pattern == nil {
+		n, err := br.Read(buf)
+		s.at = time.Since(base)
+		if n > 0 {
+			if ferr := s.frames.feed(buf[:n], s); ferr != nil {
+				err = ferr
+			}
+		}
+		if s.subErr != nil {
+			err = s.subErr
+		}
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
-		id, isReply, err := subscriptionID(msg)
-		if err != nil {
+	}
+	// What came with the reply, before a reader takes over the socket.
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		if err := s.frames.feed(b, s); err != nil {
 			conn.Close()
-			return nil, err
+			return nil, fmt.Errorf("after subscribing: %w", err)
 		}
-		if !isReply {
-			early, earlyAt = append(early, msg), append(earlyAt, at)
-			continue
-		}
-		s.pattern = []byte(`"subscription":"` + id + `"`)
-		break
 	}
-	_ = conn.SetReadDeadline(time.Time{})
-	_ = conn.SetWriteDeadline(time.Time{})
-	for i, m := range early {
-		s.handle(m, earlyAt[i])
-	}
+	_ = conn.SetDeadline(time.Time{})
 	return s, nil
+}
+
+// message takes the subscription's reply, then notifications.
+func (s *subscriber) message(msg []byte) {
+	if s.pattern != nil {
+		s.handle(msg, s.at)
+		return
+	}
+	id, isReply, err := subscriptionID(msg)
+	switch {
+	case err != nil:
+		if s.subErr == nil {
+			s.subErr = err
+		}
+	case !isReply:
+		s.early, s.earlyAt = append(s.early, bytes.Clone(msg)), append(s.earlyAt, s.at)
+	default:
+		s.pattern = []byte(`"subscription":"` + id + `"`)
+		for i, m := range s.early {
+			s.handle(m, s.earlyAt[i])
+		}
+		s.early, s.earlyAt = nil, nil
+	}
+}
+
+// ping answers the server's ping: the gateway closes clients that stay
+// silent.
+func (s *subscriber) ping(payload []byte) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.writeLocked(clientFrame(opPong, payload))
+}
+
+// readLoop records notifications until the connection closes: the
+// reader where no poller takes the socket over.
+func (s *subscriber) readLoop(base time.Time) {
+	defer close(s.done)
+	buf := make([]byte, 2048)
+	for {
+		n, err := s.conn.Read(buf)
+		s.at = time.Since(base)
+		if n > 0 && s.frames.feed(buf[:n], s) != nil {
+			break
+		}
+		if err != nil {
+			break
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.conn.Close()
+	s.conn = nil
 }
 
 // subscriptionID reads the reply to the subscribe request; isReply is
@@ -127,23 +170,6 @@ func subscriptionID(msg []byte) (id string, isReply bool, err error) {
 		return "", true, fmt.Errorf("subscribe: result %.120s is not a subscription id", r.Result)
 	}
 	return id, true, nil
-}
-
-// readLoop records notifications until the connection closes.
-func (s *subscriber) readLoop(base time.Time) {
-	defer close(s.done)
-	var buf bytes.Buffer
-	for {
-		_, r, err := s.conn.NextReader()
-		if err != nil {
-			return
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			return
-		}
-		s.handle(buf.Bytes(), time.Since(base))
-	}
 }
 
 func (s *subscriber) handle(msg []byte, at time.Duration) {
@@ -194,11 +220,12 @@ func (s *subscriber) handleFollow(msg []byte, at time.Duration) {
 	}
 }
 
-// close says goodbye and closes the connection, which ends readLoop.
+// close says goodbye and ends the connection, which ends its reader.
 func (s *subscriber) close() {
-	_ = s.conn.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-	_ = s.conn.Close()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.writeLocked(closeFrame)
+	s.shutdownLocked()
 }
 
 // dialParallel is how many clients connect at once: enough to connect
@@ -209,10 +236,8 @@ const dialParallel = 32
 // returns the clients that subscribed, how many failed and the first
 // error.
 func connectSubscribers(ctx context.Context, url string, deflate, follow bool, n int, base time.Time, timeout time.Duration, capacity int) ([]*subscriber, int, error) {
-	dialer := subDialer
-	if deflate {
-		dialer = subDialerDeflate
-	}
+	readers := newReaders(base)
+	defer readers.seal()
 	subs := make([]*subscriber, n)
 	var (
 		next     atomic.Int64
@@ -228,7 +253,7 @@ func connectSubscribers(ctx context.Context, url string, deflate, follow bool, n
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				s, err := subscribeClient(ctx, dialer, url, follow, base, timeout, capacity)
+				s, err := subscribeClient(ctx, url, deflate, follow, base, timeout, capacity)
 				if err != nil {
 					failed.Add(1)
 					mu.Lock()
@@ -239,7 +264,7 @@ func connectSubscribers(ctx context.Context, url string, deflate, follow bool, n
 					continue
 				}
 				subs[i] = s
-				go s.readLoop(base)
+				readers.add(s)
 			}
 		})
 	}
@@ -251,4 +276,25 @@ func connectSubscribers(ctx context.Context, url string, deflate, follow bool, n
 		}
 	}
 	return out, int(failed.Load()), firstErr
+}
+
+func (s *subscriber) writeLocked(frame []byte) {
+	switch {
+	case s.fd >= 0:
+		writeFD(s.fd, frame)
+	case s.conn != nil:
+		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = s.conn.Write(frame)
+	}
+}
+
+// shutdownLocked ends the connection; its reader sees the end and
+// finishes (closes done).
+func (s *subscriber) shutdownLocked() {
+	switch {
+	case s.fd >= 0:
+		shutdownFD(s.fd)
+	case s.conn != nil:
+		_ = s.conn.Close()
+	}
 }

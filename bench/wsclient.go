@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// The fan-out clients speak WebSocket themselves rather than through
+// gorilla: 10,000 of them share the machine with the gateway they
+// measure, and a reader per CPU over raw sockets (fanout_poll_linux.go)
+// needs about half the CPU of a goroutine and a buffered reader per
+// connection. Only what a subscriber needs is here: the opening
+// handshake, masked frames out, unmasked frames in, fragments, pings and
+// permessage-deflate without context takeover.
+
+// WebSocket opcodes (RFC 6455 §5.2).
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xa
+)
+
+// errServerClosed: the server sent a close frame.
+var errServerClosed = errors.New("server closed the WebSocket")
+
+// acceptGUID is the RFC 6455 constant the server hashes the key with.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// dialWebSocket opens a WebSocket to rawURL (ws:// only). It returns the
+// connection, a reader holding whatever the server sent after its
+// handshake, and whether permessage-deflate was agreed.
+func dialWebSocket(ctx context.Context, rawURL string, deflate bool) (net.Conn, *bufio.Reader, bool, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if u.Scheme != "ws" {
+		return nil, nil, false, fmt.Errorf("fan-out clients speak ws:// only, not %s", u.Scheme)
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	var req strings.Builder
+	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", u.RequestURI(), u.Host, key)
+	if deflate {
+		req.WriteString("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
+	}
+	req.WriteString("\r\n")
+	if _, err := io.WriteString(conn, req.String()); err != nil {
+		conn.Close()
+		return nil, nil, false, err
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		conn.Close()
+		return nil, nil, false, fmt.Errorf("handshake: %w", err)
+	}
+	resp.Body.Close()
+	sum := sha1.Sum([]byte(key + acceptGUID))
+	switch {
+	case resp.StatusCode != http.StatusSwitchingProtocols:
+		conn.Close()
+		return nil, nil, false, fmt.Errorf("handshake: status %d", resp.StatusCode)
+	case resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]):
+		conn.Close()
+		return nil, nil, false, errors.New("handshake: wrong Sec-WebSocket-Accept")
+	}
+	agreed := deflate && strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	return conn, br, agreed, nil
+}
+
+// clientFrame is one masked frame of a client.
+func clientFrame(op byte, payload []byte) []byte {
+	b := make([]byte, 0, 14+len(payload))
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	var mask [4]byte
+	_, _ = rand.Read(mask[:])
+	b = append(b, mask[:]...)
+	for i, c := range payload {
+		b = append(b, c^mask[i&3])
+	}
+	return b
+}
+
+// closeFrame is a client's close frame with status 1000.
+var closeFrame = clientFrame(opClose, []byte{0x03, 0xe8})
+
+// frameSink gets what a frameReader finds in the stream.
+type frameSink interface {
+	message(msg []byte)
+	ping(payload []byte)
+}
+
+// frameReader splits a server's byte stream into messages. Payloads
+// passed to the sink are only valid during the call.
+type frameReader struct {
+	deflate bool   // permessage-deflate was agreed
+	pending []byte // an incomplete frame left from the last feed
+	frag    []byte // the fragments of a message so far
+	inFrag  bool
+	fragZ   bool // the fragmented message is compressed
+}
+
+// feed parses data after what was left over. It returns errServerClosed
+// on a close frame, another error on a stream that is not WebSocket.
+func (r *frameReader) feed(data []byte, sink frameSink) error {
+	buf, inPending := data, len(r.pending) > 0
+	if inPending {
+		r.pending = append(r.pending, data...)
+		buf = r.pending
+	}
+	for {
+		payload, rest, fin, rsv1, op, ok, err := nextFrame(buf)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		buf = rest
+		switch op {
+		case opClose:
+			return errServerClosed
+		case opPing:
+			sink.ping(payload)
+		case opPong:
+		case opText, opBinary:
+			if r.inFrag {
+				return errors.New("a new message inside a fragmented one")
+			}
+			if fin {
+				if err := r.deliver(payload, rsv1, sink); err != nil {
+					return err
+				}
+				continue
+			}
+			r.frag, r.inFrag, r.fragZ = append(r.frag[:0], payload...), true, rsv1
+		case opContinuation:
+			if !r.inFrag {
+				return errors.New("a continuation frame outside a message")
+			}
+			r.frag = append(r.frag, payload...)
+			if fin {
+				r.inFrag = false
+				if err := r.deliver(r.frag, r.fragZ, sink); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("unknown opcode %#x", op)
+		}
+	}
+	// Keep the incomplete frame (copy handles buf overlapping pending).
+	if inPending {
+		r.pending = r.pending[:copy(r.pending, buf)]
+	} else {
+		r.pending = append(r.pending[:0], buf...)
+	}
+	return nil
+}
+
+func (r *frameReader) deliver(payload []byte, compressed bool, sink frameSink) error {
+	if !compressed {
+		sink.message(payload)
+		return nil
+	}
+	if !r.deflate {
+		return errors.New("a compressed message without permessage-deflate")
+	}
+	inf := inflaters.Get().(*inflater)
+	defer inflaters.Put(inf)
+	msg, err := inf.inflate(payload)
+	if err != nil {
+		return fmt.Errorf("inflate: %w", err)
+	}
+	sink.message(msg)
+	return nil
+}
+
+// nextFrame reads the frame at the start of buf; ok is false while it is
+// incomplete.
+func nextFrame(buf []byte) (payload, rest []byte, fin, rsv1 bool, op byte, ok bool, err error) {
+	if len(buf) < 2 {
+		return nil, buf, false, false, 0, false, nil
+	}
+	fin, rsv1, op = buf[0]&0x80 != 0, buf[0]&0x40 != 0, buf[0]&0x0f
+	if buf[1]&0x80 != 0 {
+		return nil, nil, false, false, 0, false, errors.New("a masked frame from the server")
+	}
+	n, h := uint64(buf[1]&0x7f), 2
+	switch n {
+	case 126:
+		if len(buf) < 4 {
+			return nil, buf, false, false, 0, false, nil
+		}
+		n, h = uint64(binary.BigEndian.Uint16(buf[2:])), 4
+	case 127:
+		if len(buf) < 10 {
+			return nil, buf, false, false, 0, false, nil
+		}
+		n, h = binary.BigEndian.Uint64(buf[2:]), 10
+	}
+	if n > 64<<20 {
+		return nil, nil, false, false, 0, false, fmt.Errorf("a %d-byte frame", n)
+	}
+	if uint64(len(buf)-h) < n {
+		return nil, buf, false, false, 0, false, nil
+	}
+	end := h + int(n)
+	return buf[h:end], buf[end:], fin, rsv1, op, true, nil
+}
+
+// inflater decompresses permessage-deflate messages sent without context
+// takeover; one per message at a time, from a pool.
+type inflater struct {
+	src bytes.Reader
+	r   io.ReadCloser
+	out bytes.Buffer
+}
+
+// deflateTail ends a message's deflate stream: the sync marker the sender
+// stripped (RFC 7692 §7.2.2), then an empty final block so that the
+// reader reaches EOF.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+var inflaters = sync.Pool{New: func() any { return new(inflater) }}
+
+func (f *inflater) inflate(p []byte) ([]byte, error) {
+	f.src.Reset(append(p[:len(p):len(p)], deflateTail...))
+	if f.r == nil {
+		f.r = flate.NewReader(&f.src)
+	} else if err := f.r.(flate.Resetter).Reset(&f.src, nil); err != nil {
+		return nil, err
+	}
+	f.out.Reset()
+	_, err := f.out.ReadFrom(f.r)
+	return f.out.Bytes(), err
+}
