@@ -402,11 +402,12 @@ func writeRefusal(w http.ResponseWriter, status int, retryAfter int64, body []by
 
 // subscriptionCount is how many subscriptions the client holds or is
 // opening.
-func (s *wsSession) subscriptionCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.subs) + s.reserved
-}
+func (s *wsSession) subscriptionCount() int { return int(s.held.Load()) }
+
+// noteHeldLocked mirrors the count in held, which the per-IP bound sums
+// over every connection of an IP on each subscribe without taking each
+// session's lock. The caller holds s.mu.
+func (s *wsSession) noteHeldLocked() { s.held.Store(int32(len(s.subs) + s.reserved)) }
 
 // watchProjects closes the WebSocket connections of a project that is
 // disabled, suspended or deleted, on whichever gateway the change was

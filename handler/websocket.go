@@ -131,6 +131,8 @@ type wsSession struct {
 	mu       sync.Mutex
 	subs     map[string]*matcher.ClientSub
 	reserved int
+	// held is len(subs)+reserved, readable without mu (noteHeldLocked).
+	held atomic.Int32
 	// operations maps broadcast ids to their node and stop method.
 	operations map[string]broadcastOp
 	closed     bool
@@ -302,6 +304,7 @@ func (s *wsSession) Ended(cs *matcher.ClientSub) {
 	defer s.mu.Unlock()
 	if s.subs[key] == cs {
 		delete(s.subs, key)
+		s.noteHeldLocked()
 		s.route().stats.subscriptions(-1)
 		s.recordEvent(jobs.KindSubClose, 1)
 	}
@@ -571,6 +574,7 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 			"Too many subscriptions on this connection (limit "+strconv.Itoa(s.handler().MaxSubscriptions)+")"))
 	}
 	s.reserved++
+	s.noteHeldLocked()
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, s.route().chain.RequestTimeout())
@@ -579,6 +583,7 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 
 	s.mu.Lock()
 	s.reserved--
+	s.noteHeldLocked()
 	if err != nil {
 		s.mu.Unlock()
 		return reply(req, nil, s.handler().clientError(s.route(), req.Method, err))
@@ -594,6 +599,7 @@ func (s *wsSession) subscribe(ctx context.Context, req *jsonrpc.Request) answer 
 		s.recordEvent(jobs.KindSubOpen, 1)
 	}
 	s.subs[key] = sub
+	s.noteHeldLocked()
 	s.mu.Unlock()
 	// One that ended before it was recorded (its final event came with
 	// the reply) holds no place. Checked after unlocking: the
@@ -622,6 +628,7 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 	sub := s.subs[key]
 	if sub != nil && (sub.Family().Name == family || sub.Family().Unsubscribe == req.Method) {
 		delete(s.subs, key)
+		s.noteHeldLocked()
 		s.route().stats.subscriptions(-1)
 		s.recordEvent(jobs.KindSubClose, 1)
 	} else {
