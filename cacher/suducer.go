@@ -344,17 +344,33 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified, reconnected bool) 
 		c.constRetry = 0
 		return
 	}
-	// A call went to a connection not back yet (after a reconnect the
-	// calls may race the subscription that announced it): try again soon
-	// rather than serve the old node's answers for a refresh period.
-	c.constRetry = min(max(2*c.constRetry, followBackoffMin), c.opts.Refresh)
+	// Try again soon rather than serve the old node's answers until the
+	// next runtime change or reconnect; a node still missing after a few
+	// attempts is the health checks' business.
+	c.constRetry = max(2*c.constRetry, followBackoffMin)
+	if c.constRetry >= c.opts.Refresh {
+		c.constRetry = 0
+		c.log.Warn("runtime constants not refreshed: no node answered", zap.String("spec_version", spec))
+		return
+	}
+	if c.constRetryTimer {
+		return
+	}
+	c.constRetryTimer = true
 	wait := c.constRetry
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		var due bool
 		select {
 		case <-ctx.Done():
 		case <-c.clock.After(wait):
+			due = true
+		}
+		c.mu.Lock()
+		c.constRetryTimer = false
+		c.mu.Unlock()
+		if due {
 			c.signal(evRuntimeCheck)
 		}
 	}()
@@ -363,9 +379,10 @@ func (c *Cache) refreshRuntime(ctx context.Context, notified, reconnected bool) 
 // refreshConstants fetches the constants of spec's runtime into the store.
 // The runtime's own (metadata, version) are fetched at a block known to
 // run it; anchored is false when no such block was found, complete is
-// false when a call failed for want of a node (a node's error reply is an
-// answer: asking again would not change it). The calls are the loop's
-// own, not shared with clients' misses, so none outlives Stop.
+// false when a call failed for want of a node (a node's error reply, or
+// a node too slow, is an answer asking again soon would not change). The
+// calls are the loop's own, not shared with clients' misses, so none
+// outlives Stop.
 func (c *Cache) refreshConstants(ctx context.Context, id, spec string) (anchored, complete bool) {
 	complete = true
 	anchor, anchored := c.knownAnchor(spec)
@@ -397,7 +414,7 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) (anchored
 			// is fetched at it, and the next period looks for another.
 			return false, complete
 		}
-		if _, reply := suber.IsUpstreamError(err); err != nil && !reply {
+		if errors.Is(err, suber.ErrUnavailable) || errors.Is(err, suber.ErrConnectionLost) {
 			complete = false
 		}
 	}

@@ -528,6 +528,7 @@ func (s *wsSession) end() {
 	s.closed = true
 	subs, ops := s.subs, s.operations
 	s.subs, s.operations = nil, nil
+	s.noteHeldLocked()
 	s.mu.Unlock()
 	s.route().stats.subscriptions(-len(subs))
 	s.recordEvent(jobs.KindSubClose, len(subs))
