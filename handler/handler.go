@@ -48,8 +48,10 @@ type Handler struct {
 	// MaxSubscriptions bounds open subscriptions per WebSocket connection.
 	// Default: 1024.
 	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
-	// PingInterval is how often WebSocket clients are pinged; a client
-	// silent for two intervals is disconnected. Default: 30s.
+	// PingInterval is how often WebSocket clients are pinged, give or
+	// take a tenth so that clients that connected together are not pinged
+	// together; a client silent for two intervals is disconnected.
+	// Default: 30s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 	// SendQueue is how many messages may wait for one WebSocket client; a
 	// client further behind is disconnected (close code 1008). Default: 4096.

@@ -78,3 +78,53 @@ func TestWebSocketPingsKeepLiveClientsAndDropSilentOnes(t *testing.T) {
 		}
 	})
 }
+
+// Clients that connected together (after a deploy, a network blip) are
+// not all pinged in the same instant every interval: each ping comes
+// after the interval give or take a tenth, so their pings drift apart.
+func TestClientsConnectedTogetherArePingedApart(t *testing.T) {
+	gw, _ := start(t, "\telara_rpc {\n\t\tping_interval 200ms\n\t}")
+	const clients, pingsEach = 20, 3
+	offsets := make(chan time.Duration, clients)
+	for range clients {
+		c, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		connected := time.Now()
+		var pings atomic.Int32
+		c.SetPingHandler(func(data string) error {
+			if pings.Add(1) == pingsEach {
+				offsets <- time.Since(connected)
+			}
+			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	var lo, hi time.Duration
+	for i := range clients {
+		select {
+		case d := <-offsets:
+			if i == 0 || d < lo {
+				lo = d
+			}
+			hi = max(hi, d)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d clients got %d pings in 10s", i, clients, pingsEach)
+		}
+	}
+	// Without the spread all would be pinged about 600 ms after connecting.
+	if hi-lo < 30*time.Millisecond {
+		t.Fatalf("third pings %v to %v after connecting: not spread", lo, hi)
+	}
+	if lo < 3*180*time.Millisecond || hi > 3*220*time.Millisecond+time.Second {
+		t.Fatalf("third pings %v to %v after connecting, outside 3 × (200 ms ± 10%%)", lo, hi)
+	}
+}

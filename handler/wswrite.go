@@ -2,6 +2,7 @@ package handler
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -105,6 +106,19 @@ func (s *wsSession) drop() {
 	}
 }
 
+// pingAfter is the wait before a session's next ping: the interval give
+// or take a tenth, so that clients that connected together (after a
+// deploy or a network blip) are not all pinged, and do not all answer,
+// in the same instant every interval. A client stays within the read
+// deadline of two intervals.
+func pingAfter(interval time.Duration) time.Duration {
+	spread := interval / 5
+	if spread <= 0 {
+		return interval
+	}
+	return interval - spread/2 + rand.N(spread)
+}
+
 // sendPing runs on the ping timer.
 func (s *wsSession) sendPing() {
 	s.qmu.Lock()
@@ -126,7 +140,7 @@ func (s *wsSession) sendPing() {
 		_ = s.conn.Close()
 		return
 	}
-	s.ping.Reset(time.Duration(s.handler().PingInterval))
+	s.ping.Reset(pingAfter(time.Duration(s.handler().PingInterval)))
 	// writeClose may have stopped the timer between the check above and
 	// the Reset: stop it again, so a closed session is not kept until the
 	// next tick.
