@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -135,12 +136,16 @@ func (c *Cache) findAnchor(ctx context.Context, spec string) (string, error) {
 	if err != nil {
 		return "", errNoAnchor
 	}
+	// reached: some node answered (the suducer tries again soon when
+	// none could, see refreshRuntime).
+	reached := false
 	for _, call := range c.nodeCalls() {
 		hashRaw, err := call(ctx, "chain_getBlockHash", nil)
 		hash, ok := hashString(hashRaw)
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
+		reached = reached || !noNode(err)
 		if err != nil || !ok {
 			continue
 		}
@@ -168,6 +173,9 @@ func (c *Cache) findAnchor(ctx context.Context, spec string) (string, error) {
 				c.signal(evRuntimeCheck)
 			}
 		}
+	}
+	if !reached {
+		return "", fmt.Errorf("%w: %w", errNoAnchor, suber.ErrUnavailable)
 	}
 	return "", errNoAnchor
 }

@@ -392,6 +392,9 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) (anchored
 		anchor, err = c.findAnchor(actx, spec)
 		cancel()
 		anchored = err == nil
+		if noNode(err) {
+			complete = false
+		}
 	}
 	for _, m := range constantMethods {
 		rule := c.rules.Rule(m)
@@ -414,11 +417,16 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) (anchored
 			// is fetched at it, and the next period looks for another.
 			return false, complete
 		}
-		if errors.Is(err, suber.ErrUnavailable) || errors.Is(err, suber.ErrConnectionLost) {
+		if noNode(err) {
 			complete = false
 		}
 	}
 	return anchored, complete
+}
+
+// noNode reports a call that failed for want of a node to answer it.
+func noNode(err error) bool {
+	return errors.Is(err, suber.ErrUnavailable) || errors.Is(err, suber.ErrConnectionLost)
 }
 
 // follow holds one upstream subscription, re-opening it with backoff when
