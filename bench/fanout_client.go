@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/elara-gateway/elara/internal/wsraw"
 )
 
 const (
@@ -61,7 +63,7 @@ func subscribeClient(ctx context.Context, url string, deflate, follow bool, base
 	if follow {
 		request = followHeads
 	}
-	if _, err := conn.Write(clientFrame(opText, []byte(request))); err != nil {
+	if _, err := conn.Write(wsraw.Frame(wsraw.OpText, []byte(request))); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
@@ -122,7 +124,7 @@ func (s *subscriber) message(msg []byte) {
 func (s *subscriber) ping(payload []byte) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	s.writeLocked(clientFrame(opPong, payload))
+	s.writeLocked(wsraw.Frame(wsraw.OpPong, payload))
 }
 
 // readLoop records notifications until the connection closes: the

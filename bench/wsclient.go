@@ -5,120 +5,52 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/elara-gateway/elara/internal/wsraw"
 )
 
 // The fan-out clients speak WebSocket themselves rather than through
 // gorilla: 10,000 of them share the machine with the gateway they
-// measure, and a reader per CPU over raw sockets (fanout_poll_linux.go)
+// measure, and one epoll loop over raw sockets (fanout_poll_linux.go)
 // needs about half the CPU of a goroutine and a buffered reader per
-// connection. Only what a subscriber needs is here: the opening
-// handshake, masked frames out, unmasked frames in, fragments, pings and
-// permessage-deflate without context takeover.
-
-// WebSocket opcodes (RFC 6455 §5.2).
-const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
-	opClose        = 0x8
-	opPing         = 0x9
-	opPong         = 0xa
-)
+// connection. The handshake and masked frames come from internal/wsraw;
+// here is the reading a subscriber needs, fed whatever bytes arrived:
+// unmasked frames, fragments, pings and permessage-deflate without
+// context takeover.
 
 // errServerClosed: the server sent a close frame.
 var errServerClosed = errors.New("server closed the WebSocket")
 
-// acceptGUID is the RFC 6455 constant the server hashes the key with.
-const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
 // dialWebSocket opens a WebSocket to rawURL (ws:// only). It returns the
 // connection, a reader holding whatever the server sent after its
-// handshake, and whether permessage-deflate was agreed.
+// handshake, and whether permessage-deflate was agreed. The
+// connection's deadline is ctx's.
 func dialWebSocket(ctx context.Context, rawURL string, deflate bool) (net.Conn, *bufio.Reader, bool, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, nil, false, err
+	var hdr http.Header
+	if deflate {
+		hdr = http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}}
 	}
-	if u.Scheme != "ws" {
-		return nil, nil, false, fmt.Errorf("fan-out clients speak ws:// only, not %s", u.Scheme)
-	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	conn, br, resp, err := wsraw.Dial(ctx, rawURL, hdr, 4096)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	var nonce [16]byte
-	_, _ = rand.Read(nonce[:])
-	key := base64.StdEncoding.EncodeToString(nonce[:])
-	var req strings.Builder
-	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", u.RequestURI(), u.Host, key)
-	if deflate {
-		req.WriteString("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
-	}
-	req.WriteString("\r\n")
-	if _, err := io.WriteString(conn, req.String()); err != nil {
-		conn.Close()
-		return nil, nil, false, err
-	}
-	br := bufio.NewReaderSize(conn, 4096)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
-	if err != nil {
-		conn.Close()
-		return nil, nil, false, fmt.Errorf("handshake: %w", err)
-	}
-	resp.Body.Close()
-	sum := sha1.Sum([]byte(key + acceptGUID))
-	switch {
-	case resp.StatusCode != http.StatusSwitchingProtocols:
-		conn.Close()
-		return nil, nil, false, fmt.Errorf("handshake: status %d", resp.StatusCode)
-	case resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]):
-		conn.Close()
-		return nil, nil, false, errors.New("handshake: wrong Sec-WebSocket-Accept")
-	}
 	agreed := deflate && strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
 	return conn, br, agreed, nil
 }
 
-// clientFrame is one masked frame of a client.
-func clientFrame(op byte, payload []byte) []byte {
-	b := make([]byte, 0, 14+len(payload))
-	b = append(b, 0x80|op)
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	var mask [4]byte
-	_, _ = rand.Read(mask[:])
-	b = append(b, mask[:]...)
-	for i, c := range payload {
-		b = append(b, c^mask[i&3])
-	}
-	return b
-}
-
 // closeFrame is a client's close frame with status 1000.
-var closeFrame = clientFrame(opClose, []byte{0x03, 0xe8})
+var closeFrame = wsraw.Frame(wsraw.OpClose, []byte{0x03, 0xe8})
 
 // frameSink gets what a frameReader finds in the stream.
 type frameSink interface {
@@ -154,12 +86,12 @@ func (r *frameReader) feed(data []byte, sink frameSink) error {
 		}
 		buf = rest
 		switch op {
-		case opClose:
+		case wsraw.OpClose:
 			return errServerClosed
-		case opPing:
+		case wsraw.OpPing:
 			sink.ping(payload)
-		case opPong:
-		case opText, opBinary:
+		case wsraw.OpPong:
+		case wsraw.OpText, wsraw.OpBinary:
 			if r.inFrag {
 				return errors.New("a new message inside a fragmented one")
 			}
@@ -170,7 +102,7 @@ func (r *frameReader) feed(data []byte, sink frameSink) error {
 				continue
 			}
 			r.frag, r.inFrag, r.fragZ = append(r.frag[:0], payload...), true, rsv1
-		case opContinuation:
+		case wsraw.OpContinuation:
 			if !r.inFrag {
 				return errors.New("a continuation frame outside a message")
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elara-gateway/elara/internal/wsraw"
 	"github.com/gorilla/websocket"
 )
 
@@ -147,7 +148,8 @@ func TestFanoutClientRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	if _, err := subscribeClient(ctx, url, false, false, time.Now(), 5*time.Second, 1); err == nil || !strings.Contains(err.Error(), "status 404") {
+	var refused *wsraw.HandshakeError
+	if _, err := subscribeClient(ctx, url, false, false, time.Now(), 5*time.Second, 1); !errors.As(err, &refused) || refused.Status != http.StatusNotFound {
 		t.Errorf("a 404 handshake: %v", err)
 	}
 	if _, err := subscribeClient(ctx, "wss://127.0.0.1:1/", false, false, time.Now(), 5*time.Second, 1); err == nil {
@@ -158,11 +160,11 @@ func TestFanoutClientRefusals(t *testing.T) {
 func TestFrameReaderSplitsAnywhere(t *testing.T) {
 	var stream []byte
 	for _, m := range []string{"one", strings.Repeat("x", 300), strings.Repeat("y", 70000)} {
-		stream = append(stream, serverFrame(opText, true, []byte(m))...)
+		stream = append(stream, serverFrame(wsraw.OpText, true, []byte(m))...)
 	}
-	stream = append(stream, serverFrame(opText, false, []byte("frag"))...)
-	stream = append(stream, serverFrame(opPing, true, []byte("p"))...)
-	stream = append(stream, serverFrame(opContinuation, true, []byte("mented"))...)
+	stream = append(stream, serverFrame(wsraw.OpText, false, []byte("frag"))...)
+	stream = append(stream, serverFrame(wsraw.OpPing, true, []byte("p"))...)
+	stream = append(stream, serverFrame(wsraw.OpContinuation, true, []byte("mented"))...)
 	for _, step := range []int{1, 2, 7, 100, len(stream)} {
 		var r frameReader
 		var sink recordingSink
@@ -176,10 +178,10 @@ func TestFrameReaderSplitsAnywhere(t *testing.T) {
 		}
 	}
 	var r frameReader
-	if err := r.feed(serverFrame(opClose, true, []byte{3, 0xe8}), &recordingSink{}); !errors.Is(err, errServerClosed) {
+	if err := r.feed(serverFrame(wsraw.OpClose, true, []byte{3, 0xe8}), &recordingSink{}); !errors.Is(err, errServerClosed) {
 		t.Errorf("close frame: %v", err)
 	}
-	masked := clientFrame(opText, []byte("hi"))
+	masked := wsraw.Frame(wsraw.OpText, []byte("hi"))
 	if err := new(frameReader).feed(masked, &recordingSink{}); err == nil {
 		t.Error("a masked frame from the server accepted")
 	}
@@ -192,7 +194,7 @@ func (s *recordingSink) ping(p []byte)    { s.pings = append(s.pings, string(p))
 
 // serverFrame is an unmasked frame.
 func serverFrame(op byte, fin bool, payload []byte) []byte {
-	f := clientFrame(op, payload)
+	f := wsraw.Frame(op, payload)
 	if !fin {
 		f[0] &^= 0x80
 	}

@@ -321,17 +321,7 @@ func TestReconnectRefreshesConstants(t *testing.T) {
 		t.Fatalf("system_version is not cached: %s", got)
 	}
 	env.node.DisconnectAll()
-	deadline := time.Now().Add(20 * time.Second)
-	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
-		if time.Now().After(deadline) {
-			t.Fatal("constants not refreshed after the upstream reconnected")
-		}
-		// Resubscribing backs off on the cache's clock. The constants are
-		// refetched however recently they were fetched: the clock never
-		// gets near a refresh period (an hour here).
-		env.clock.Advance(100 * time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
-	}
+	env.waitSystemVersion(t, `"2.0.0"`)
 }
 
 // After a reconnect the constants' calls may race the connections coming
@@ -347,14 +337,7 @@ func TestReconnectRefreshRetriesCallsThatFoundNoNode(t *testing.T) {
 	node.Handle("system_version", func(json.RawMessage) (any, *fakenode.Error) { return "2.0.0", nil })
 	up.drop("system_version", 3)
 	node.DisconnectAll()
-	deadline := time.Now().Add(20 * time.Second)
-	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
-		if time.Now().After(deadline) {
-			t.Fatalf("constants not refreshed after the upstream reconnected; %d calls left to drop", up.left())
-		}
-		env.clock.Advance(100 * time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
-	}
+	env.waitSystemVersion(t, `"2.0.0"`)
 }
 
 // A node's error reply is its answer: the constants' refetch after a
@@ -367,14 +350,7 @@ func TestReconnectRefreshTakesANodesErrorAsItsAnswer(t *testing.T) {
 	env.node.Handle("system_version", func(json.RawMessage) (any, *fakenode.Error) { return "2.0.0", nil })
 	before := env.node.Calls("system_name")
 	env.node.DisconnectAll()
-	deadline := time.Now().Add(20 * time.Second)
-	for string(env.call(t, "system_version", "")) != `"2.0.0"` {
-		if time.Now().After(deadline) {
-			t.Fatal("constants not refreshed after the upstream reconnected")
-		}
-		env.clock.Advance(100 * time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
-	}
+	env.waitSystemVersion(t, `"2.0.0"`)
 	// Well past every retry a call that found no node would get.
 	for range 100 {
 		env.clock.Advance(time.Minute)
@@ -382,6 +358,22 @@ func TestReconnectRefreshTakesANodesErrorAsItsAnswer(t *testing.T) {
 	}
 	if n := env.node.Calls("system_name") - before; n != 1 {
 		t.Fatalf("system_name asked %d times after the reconnect, want 1", n)
+	}
+}
+
+// waitSystemVersion waits until the cache answers system_version with
+// want, advancing its clock: resubscribing backs off on it. The clock
+// never gets near a refresh period (an hour in these tests), so only a
+// refetch after the reconnect can bring want.
+func (e *testEnv) waitSystemVersion(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for string(e.call(t, "system_version", "")) != want {
+		if time.Now().After(deadline) {
+			t.Fatal("constants not refreshed after the upstream reconnected")
+		}
+		e.clock.Advance(100 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -397,12 +389,6 @@ func (d *dropCalls) drop(method string, n int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.method, d.n = method, n
-}
-
-func (d *dropCalls) left() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.n
 }
 
 func (d *dropCalls) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {

@@ -6,27 +6,25 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
+
+	"github.com/elara-gateway/elara/internal/wsraw"
 )
 
 const (
-	wsOpContinuation = 0x0
-	wsOpText         = 0x1
-	wsOpBinary       = 0x2
-	wsOpClose        = 0x8
-	wsOpPing         = 0x9
-	wsOpPong         = 0xA
+	wsOpContinuation = wsraw.OpContinuation
+	wsOpText         = wsraw.OpText
+	wsOpBinary       = wsraw.OpBinary
+	wsOpClose        = wsraw.OpClose
+	wsOpPing         = wsraw.OpPing
+	wsOpPong         = wsraw.OpPong
 
 	wsMaxMessage = 64 << 20
 )
@@ -48,74 +46,17 @@ func (e *wsCloseError) Error() string {
 
 // wsHandshakeError is returned by wsDial when the server did not switch
 // protocols; it carries the HTTP status and body.
-type wsHandshakeError struct {
-	Status int
-	Body   string
-}
-
-func (e *wsHandshakeError) Error() string {
-	return fmt.Sprintf("websocket handshake refused: HTTP %d: %s", e.Status, truncate(e.Body, 300))
-}
+type wsHandshakeError = wsraw.HandshakeError
 
 // wsDial opens a WebSocket connection to a ws:// URL. hdr adds request headers
 // (e.g. Authorization). timeout bounds the TCP connect and the handshake.
 func wsDial(rawURL string, hdr http.Header, timeout time.Duration) (*wsConn, error) {
-	u, err := url.Parse(rawURL)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conn, br, _, err := wsraw.Dial(ctx, rawURL, hdr, 64<<10)
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "ws" {
-		return nil, fmt.Errorf("only ws:// URLs are supported, got %q", rawURL)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
-	}
-	conn, err := net.DialTimeout("tcp", host, timeout)
-	if err != nil {
-		return nil, err
-	}
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-
-	keyBytes := make([]byte, 16)
-	_, _ = rand.Read(keyBytes)
-	key := base64.StdEncoding.EncodeToString(keyBytes)
-	path := u.RequestURI()
-
-	var b strings.Builder
-	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\n", path)
-	fmt.Fprintf(&b, "Host: %s\r\n", u.Host)
-	b.WriteString("Upgrade: websocket\r\nConnection: Upgrade\r\n")
-	fmt.Fprintf(&b, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", key)
-	for k, vs := range hdr {
-		for _, v := range vs {
-			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
-		}
-	}
-	b.WriteString("\r\n")
-	if _, err := io.WriteString(conn, b.String()); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(conn, 64<<10)
-	req, _ := http.NewRequest(http.MethodGet, "http://"+u.Host+path, nil)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading handshake response: %w", err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		conn.Close()
-		return nil, &wsHandshakeError{Status: resp.StatusCode, Body: string(body)}
-	}
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(h[:]); got != want {
-		conn.Close()
-		return nil, fmt.Errorf("bad Sec-WebSocket-Accept %q, want %q", got, want)
-	}
-	_ = conn.SetDeadline(time.Time{})
 	return &wsConn{conn: conn, br: br}, nil
 }
 
@@ -128,27 +69,7 @@ func (c *wsConn) Close() error {
 
 // writeFrame writes one final, masked frame.
 func (c *wsConn) writeFrame(opcode byte, payload []byte) error {
-	hdr := make([]byte, 0, 14)
-	hdr = append(hdr, 0x80|opcode)
-	n := len(payload)
-	switch {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n <= 0xFFFF:
-		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
-	default:
-		hdr = append(hdr, 0x80|127)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
-	}
-	var mask [4]byte
-	_, _ = rand.Read(mask[:])
-	hdr = append(hdr, mask[:]...)
-	buf := make([]byte, len(hdr)+n)
-	copy(buf, hdr)
-	for i := 0; i < n; i++ {
-		buf[len(hdr)+i] = payload[i] ^ mask[i&3]
-	}
-	_, err := c.conn.Write(buf)
+	_, err := c.conn.Write(wsraw.Frame(opcode, payload))
 	return err
 }
 
