@@ -406,12 +406,7 @@ func TestAdminUpstreamsEndpoint(t *testing.T) {
 	testgw.Load(t, cf)
 	t.Cleanup(func() { stopCaddy(t) })
 	waitReady(t, g, 1)
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/elara/upstreams", admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var reports []struct {
+	type report struct {
 		Chain string `json:"chain"`
 		Ready int    `json:"ready"`
 		Nodes []struct {
@@ -421,15 +416,34 @@ func TestAdminUpstreamsEndpoint(t *testing.T) {
 			Best      uint64 `json:"best"`
 		} `json:"nodes"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&reports); err != nil {
-		t.Fatal(err)
+	var (
+		reports []report
+		last    string
+	)
+	// The admin server comes up with the config; ask until it answers
+	// with the report.
+	fetch := func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/elara/upstreams", admin))
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		last = fmt.Sprintf("HTTP %d: %.300s", resp.StatusCode, body)
+		return resp.StatusCode == http.StatusOK && json.Unmarshal(body, &reports) == nil
+	}
+	for deadline := time.Now().Add(10 * time.Second); !fetch(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no upstreams report: %s", last)
+		}
 	}
 	for _, r := range reports {
 		if r.Chain == "dev" && r.Ready == 1 && len(r.Nodes) == 1 && r.Nodes[0].Connected && r.Nodes[0].Best >= 1 {
 			return
 		}
 	}
-	t.Fatalf("admin report: %+v", reports)
+	t.Fatalf("admin report: %+v (%s)", reports, last)
 }
 
 // A runtime-version subscription moved to a node still on the previous
