@@ -202,7 +202,8 @@ func (p *poller) finishAll() {
 }
 
 // writeFD writes a small frame to a non-blocking socket. A frame the
-// socket does not take whole ends the connection: half a frame would
+// socket has no room for is dropped (a pong: the gateway pings again);
+// one it takes only part of ends the connection, as half a frame would
 // corrupt the stream.
 func writeFD(fd int, frame []byte) {
 	for {
@@ -210,7 +211,7 @@ func writeFD(fd int, frame []byte) {
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
-		if n != len(frame) {
+		if n > 0 && n < len(frame) {
 			shutdownFD(fd)
 		}
 		return

@@ -377,7 +377,7 @@ func (e *testEnv) waitSystemVersion(t *testing.T, want string) {
 	}
 }
 
-// dropCalls fails the next n calls of a method as if no node were up.
+// dropCalls fails the next n calls of a method as if no node were ready.
 type dropCalls struct {
 	Upstream
 	mu     sync.Mutex
@@ -396,7 +396,7 @@ func (d *dropCalls) Call(ctx context.Context, method string, params json.RawMess
 	if method == d.method && d.n > 0 {
 		d.n--
 		d.mu.Unlock()
-		return nil, suber.ErrUnavailable
+		return nil, suber.ErrNoReadyNode // as a group with every node not ready answers
 	}
 	d.mu.Unlock()
 	return d.Upstream.Call(ctx, method, params)

@@ -424,9 +424,12 @@ func (c *Cache) refreshConstants(ctx context.Context, id, spec string) (anchored
 	return anchored, complete
 }
 
-// noNode reports a call that failed for want of a node to answer it.
+// noNode reports a call that failed for want of a node to answer it:
+// none up or ready, the connection lost, or the upstream too busy to
+// take it.
 func noNode(err error) bool {
-	return errors.Is(err, suber.ErrUnavailable) || errors.Is(err, suber.ErrConnectionLost)
+	return errors.Is(err, suber.ErrUnavailable) || errors.Is(err, suber.ErrNoReadyNode) ||
+		errors.Is(err, suber.ErrConnectionLost) || errors.Is(err, suber.ErrTooManyPending)
 }
 
 // follow holds one upstream subscription, re-opening it with backoff when

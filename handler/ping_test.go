@@ -87,12 +87,14 @@ func TestClientsConnectedTogetherArePingedApart(t *testing.T) {
 	const clients, pingsEach = 20, 3
 	offsets := make(chan time.Duration, clients)
 	for range clients {
+		// Before dialling: the gateway arms its ping timer before the
+		// handshake reaches the client.
+		connected := time.Now()
 		c, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		connected := time.Now()
 		var pings atomic.Int32
 		c.SetPingHandler(func(data string) error {
 			if pings.Add(1) == pingsEach {
