@@ -180,8 +180,6 @@ func TestRedisJobOneLoopPerConsumer(t *testing.T) {
 	countedA := &addCounter{Counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "a"})}
 	countedB := &addCounter{Counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "b"})}
 	a := StartRedisJob(store, Aggregator{Days: days}, JobOptions{Consumer: "gw", Batch: 1, Counted: countedA})
-	b := StartRedisJob(store, Aggregator{Days: days}, JobOptions{Consumer: "gw", Batch: 1, Counted: countedB})
-	defer b.Stop()
 	reader := &StoreReader{Store: store, Days: days}
 	waitCalls := func(n int64) {
 		t.Helper()
@@ -201,7 +199,13 @@ func TestRedisJobOneLoopPerConsumer(t *testing.T) {
 		}
 	}
 	recs := testRecords(3000, time.Now().Add(-time.Hour))
-	for i := 0; i < len(recs); i += 100 {
+	// The first job runs (as it has before any reload) when the second
+	// starts.
+	w.Write(recs[:100])
+	waitCalls(100)
+	b := StartRedisJob(store, Aggregator{Days: days}, JobOptions{Consumer: "gw", Batch: 1, Counted: countedB})
+	defer b.Stop()
+	for i := 100; i < len(recs); i += 100 {
 		w.Write(recs[i : i+100])
 	}
 	waitCalls(3000)
