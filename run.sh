@@ -37,8 +37,10 @@ trap 'stop_children; exit 143' TERM
 trap 'stop_children; exit 130' INT
 
 rpc_answers() { # URL: true once a JSON-RPC call there gets a result
-	curl -sf -m 2 -H 'Content-Type: application/json' \
-		-d '{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}' "$1" 2>/dev/null | grep -q '"result"'
+	local reply
+	reply="$(curl -sf -m 2 -H 'Content-Type: application/json' \
+		-d '{"jsonrpc":"2.0","id":1,"method":"system_chain","params":[]}' "$1" 2>/dev/null)" || return 1
+	[[ "$reply" == *'"result"'* ]]
 }
 
 if [[ -z "${ELARA_UPSTREAM:-}" ]]; then

@@ -15,5 +15,8 @@ MODULE="$(go list -m)"
 (cd tools && go tool xcaddy build "$CADDY_VERSION" \
 	--output "$OUTPUT" \
 	--with "$MODULE@v0.0.0=$ROOT")
-"$OUTPUT" list-modules | grep -q '^http.handlers.elara_rpc$' || { echo "built caddy lacks elara_rpc" >&2; exit 1; }
+# Read the whole list before matching: with pipefail, grep -q leaving
+# early could fail the pipeline on list-modules' broken pipe.
+MODULES="$("$OUTPUT" list-modules)"
+grep -qx 'http.handlers.elara_rpc' <<<"$MODULES" || { echo "built caddy lacks elara_rpc" >&2; exit 1; }
 echo "built $OUTPUT"
