@@ -127,14 +127,14 @@ type Cache struct {
 	// constRetryTimer is set while an attempt waits.
 	constRetry      time.Duration
 	constRetryTimer bool
-	best       head
-	final      head
-	latest     map[string]latestEntry
-	closed     bool
-	runMu      sync.Mutex
-	running    int
-	stop       context.CancelFunc
-	wg         sync.WaitGroup
+	best            head
+	final           head
+	latest          map[string]latestEntry
+	closed          bool
+	runMu           sync.Mutex
+	running         int
+	stop            context.CancelFunc
+	wg              sync.WaitGroup
 
 	kick    chan struct{}
 	pending atomic.Uint32
