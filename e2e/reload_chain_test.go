@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,84 +99,25 @@ func TestReloadsChangingTheChainKeepClients(t *testing.T) {
 	t.Logf("baseline: %d goroutines, %d file descriptors", baseG, baseFD)
 
 	var target atomic.Uint64 // the last head; 0 until it is known
-	type result struct {
-		heads []uint64
-		err   error
-	}
-	results := make([]result, clients)
-	var subscribed, wg sync.WaitGroup
-	subscribed.Add(clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &results[i]
-			once := sync.OnceFunc(subscribed.Done)
-			defer once()
-			ws, err := dialHeads(g.wsURL(chainURLPath))
-			if err != nil {
-				r.err = err
-				return
-			}
-			defer ws.Close()
-			once()
-			if r.heads, r.err = readHeadsUntil(ws, &target, time.Now().Add(90*time.Second)); r.err != nil {
-				return
-			}
-			resp, _, err := wsCall(ws, `{"jsonrpc":"2.0","id":2,"method":"state_getStorage","params":["0x0102"]}`, "2")
-			switch {
-			case err != nil:
-				r.err = fmt.Errorf("call after the reloads: %w", err)
-			case resp.Error != nil:
-				r.err = fmt.Errorf("call after the reloads: %s", resp.Error)
-			}
-		}()
-	}
-	subscribed.Wait()
-
-	// Heads keep coming through the reloads.
-	stop := make(chan struct{})
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				chain.NewBlock()
-			}
-		}
-	}()
+	results, done := startHeadClients(g.wsURL(chainURLPath), clients, &target, `{"jsonrpc":"2.0","id":2,"method":"state_getStorage","params":["0x0102"]}`)
+	stop := produceHeads(chain.NewBlock)
 	for i := 1; i < len(configs); i++ {
 		load(i)
 		time.Sleep(500 * time.Millisecond)
 	}
-	close(stop)
-	<-produced
+	stop()
 	bCalls := b.Calls("state_getStorage")
 	// One more head, known to all: each client reads up to it.
 	target.Store(chain.Best().Number + 1)
 	chain.NewBlock()
-	wg.Wait()
+	done()
 
-	dropped, bad := 0, 0
-	for i, r := range results {
-		switch {
-		case r.err != nil:
-			dropped++
-			if dropped <= 5 {
-				t.Errorf("client %d: %v", i, r.err)
-			}
-		case !consecutive(r.heads) || r.heads[len(r.heads)-1] != target.Load():
-			bad++
-			if bad <= 5 {
-				t.Errorf("client %d: heads %v, want consecutive up to %d", i, r.heads, target.Load())
-			}
+	dropped, bad := checkHeadClients(t, results, target.Load(), func(r headClient) error {
+		if r.reply.Error != nil {
+			return fmt.Errorf("call after the reloads: %s", r.reply.Error)
 		}
-	}
+		return nil
+	})
 	if dropped+bad > 0 {
 		t.Fatalf("%d of %d clients dropped, %d lost, repeated or reordered a head", dropped, clients, bad)
 	}

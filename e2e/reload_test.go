@@ -85,92 +85,26 @@ func TestReloadsKeepClients(t *testing.T) {
 	t.Logf("baseline: %d goroutines, %d file descriptors", baseG, baseFD)
 
 	var target atomic.Uint64 // the last head; 0 until it is known
-	type result struct {
-		heads  []uint64
-		denied int // the error code of the call after the reloads
-		err    error
-	}
-	results := make([]result, clients)
-	var subscribed, wg sync.WaitGroup
-	subscribed.Add(clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &results[i]
-			once := sync.OnceFunc(subscribed.Done)
-			defer once()
-			ws, err := dialHeads(g.wsURL(chainURLPath))
-			if err != nil {
-				r.err = err
-				return
-			}
-			defer ws.Close()
-			once()
-			if r.heads, r.err = readHeadsUntil(ws, &target, time.Now().Add(90*time.Second)); r.err != nil {
-				return
-			}
-			resp, _, err := wsCall(ws, `{"jsonrpc":"2.0","id":2,"method":"system_chain"}`, "2")
-			if err != nil {
-				r.err = fmt.Errorf("call after the reloads: %w", err)
-				return
-			}
-			if resp.Error != nil {
-				r.denied = resp.Error.code()
-			}
-		}()
-	}
-	subscribed.Wait()
-
-	// Heads keep coming through the reloads.
-	stop := make(chan struct{})
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				fake.Chain().NewBlock()
-			}
-		}
-	}()
+	results, done := startHeadClients(g.wsURL(chainURLPath), clients, &target, `{"jsonrpc":"2.0","id":2,"method":"system_chain"}`)
+	stop := produceHeads(fake.Chain().NewBlock)
 	start := time.Now()
 	for i := 1; i <= reloads; i++ {
 		load(i)
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d reloads in %v", reloads, time.Since(start).Round(time.Millisecond))
-	close(stop)
-	<-produced
+	stop()
 	// One more head, known to all: each client reads up to it.
 	target.Store(fake.Chain().Best().Number + 1)
 	fake.Chain().NewBlock()
-	wg.Wait()
+	done()
 
-	dropped, bad := 0, 0
-	for i, r := range results {
-		switch {
-		case r.err != nil:
-			dropped++
-			if dropped <= 5 {
-				t.Errorf("client %d: %v", i, r.err)
-			}
-		case !consecutive(r.heads) || r.heads[len(r.heads)-1] != target.Load():
-			bad++
-			if bad <= 5 {
-				t.Errorf("client %d: heads %v, want consecutive up to %d", i, r.heads, target.Load())
-			}
-		case r.denied != -32601:
-			bad++
-			if bad <= 5 {
-				t.Errorf("client %d: system_chain after the last reload answered code %d, want -32601 (denied)", i, r.denied)
-			}
+	dropped, bad := checkHeadClients(t, results, target.Load(), func(r headClient) error {
+		if code := r.reply.Error.code(); code != -32601 {
+			return fmt.Errorf("system_chain after the last reload answered code %d, want -32601 (denied)", code)
 		}
-	}
+		return nil
+	})
 	if dropped+bad > 0 {
 		t.Fatalf("%d of %d clients dropped, %d lost, repeated or reordered a head or were not under the new config", dropped, clients, bad)
 	}
@@ -178,6 +112,92 @@ func TestReloadsKeepClients(t *testing.T) {
 
 	gNow, fdNow := settledCounts(t, g.adminPort, pid, baseG, baseFD)
 	t.Logf("after the clients left: %d goroutines, %d file descriptors", gNow, fdNow)
+}
+
+// headClient is one client of startHeadClients: the heads it got, the
+// reply to its call after them, or why it failed.
+type headClient struct {
+	heads []uint64
+	reply *rpcResponse
+	err   error
+}
+
+// startHeadClients connects n clients subscribed to new heads and
+// returns once all are subscribed. Each reads heads until target, then
+// sends call (id 2). done waits for every client to finish.
+func startHeadClients(url string, n int, target *atomic.Uint64, call string) (results []headClient, done func()) {
+	results = make([]headClient, n)
+	var subscribed, wg sync.WaitGroup
+	subscribed.Add(n)
+	for i := range n {
+		wg.Go(func() {
+			r := &results[i]
+			once := sync.OnceFunc(subscribed.Done)
+			defer once()
+			ws, err := dialHeads(url)
+			if err != nil {
+				r.err = err
+				return
+			}
+			defer ws.Close()
+			once()
+			if r.heads, r.err = readHeadsUntil(ws, target, time.Now().Add(90*time.Second)); r.err != nil {
+				return
+			}
+			if r.reply, _, err = wsCall(ws, call, "2"); err != nil {
+				r.err = fmt.Errorf("call after the reloads: %w", err)
+			}
+		})
+	}
+	subscribed.Wait()
+	return results, wg.Wait
+}
+
+// produceHeads makes a block every 100 ms until stop is called.
+func produceHeads(newBlock func() fakenode.Header) (stop func()) {
+	quit := make(chan struct{})
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				newBlock()
+			}
+		}
+	}()
+	return func() { close(quit); <-produced }
+}
+
+// checkHeadClients counts the clients that failed (dropped) and those
+// that did not get every head once, in order, up to target, or whose
+// reply check fails (bad); it shows the first five of each.
+func checkHeadClients(t *testing.T, results []headClient, target uint64, check func(headClient) error) (dropped, bad int) {
+	t.Helper()
+	for i, r := range results {
+		var err error
+		switch {
+		case r.err != nil:
+			if dropped++; dropped <= 5 {
+				t.Errorf("client %d: %v", i, r.err)
+			}
+			continue
+		case !consecutive(r.heads) || r.heads[len(r.heads)-1] != target:
+			err = fmt.Errorf("heads %v, want consecutive up to %d", r.heads, target)
+		default:
+			err = check(r)
+		}
+		if err != nil {
+			if bad++; bad <= 5 {
+				t.Errorf("client %d: %v", i, err)
+			}
+		}
+	}
+	return dropped, bad
 }
 
 func consecutive(heads []uint64) bool {
