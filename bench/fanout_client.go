@@ -33,6 +33,10 @@ type subscriber struct {
 
 	frames frameReader
 	at     time.Duration // when the bytes being parsed arrived
+	// A poller's: the socket's reports since it was last read, and
+	// whether it waits to be read.
+	edges   []edge
+	waiting bool
 	// Until the subscription's reply: the notifications before it, and
 	// what made the reply unusable.
 	early   [][]byte
@@ -45,6 +49,13 @@ type subscriber struct {
 	wmu  sync.Mutex
 	conn net.Conn
 	fd   int
+}
+
+// edge is a report that a socket is readable: when, and how many bytes
+// it then held unread.
+type edge struct {
+	at     time.Duration
+	unread int
 }
 
 // subscribeClient connects, subscribes and waits for the subscription id;

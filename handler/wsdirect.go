@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,18 +76,13 @@ func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
 	buf := f.appendTo(appendTextFrameHeader((*bp)[:0], f.size()))
 	n := 0
 	var werr error
-	write := func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), buf)
-		return true // never wait for the socket: that is the writer's job
-	}
-	cerr := s.raw.Write(write)
-	if errors.Is(cerr, os.ErrDeadlineExceeded) {
-		// The deadline of an earlier write by the library (a frame, a
-		// ping) that went out in time; direct writes need none.
-		_ = s.conn.UnderlyingConn().SetWriteDeadline(time.Time{})
-		cerr = s.raw.Write(write)
-	}
-	if cerr != nil {
+	// Never wait for the socket: that is the writer's job.
+	write := func(fd uintptr) { n, werr = syscall.Write(int(fd), buf) }
+	// Control, not Write: s.wmu already orders every write to the socket,
+	// and a write that never waits needs neither the descriptor's write
+	// lock nor its poller state, nor a deadline: about a third of the
+	// gateway's CPU per notification outside the system call went there.
+	if cerr := s.raw.Control(write); cerr != nil {
 		werr = cerr
 	}
 	if n < 0 {
@@ -151,4 +145,31 @@ func (s *wsSession) sendDirect(f *outFrame) bool {
 	s.rest = rest
 	go s.flush()
 	return true
+}
+
+// pingFrame is an empty ping as a server sends it (RFC 6455 §5.5.2).
+var pingFrame = []byte{0x80 | 0x9, 0}
+
+// writeSmallDirect writes a small frame (a ping) with one non-blocking
+// write, as a notification is; what the socket does not take is written
+// with the write deadline. The caller holds s.wmu. With 10,000 clients
+// pinged every interval this saves the library's frame building and a
+// deadline per ping.
+func (s *wsSession) writeSmallDirect(frame []byte) error {
+	n := 0
+	var werr error
+	if err := s.raw.Control(func(fd uintptr) { n, werr = syscall.Write(int(fd), frame) }); err != nil {
+		return err
+	}
+	if werr != nil && !errors.Is(werr, syscall.EAGAIN) && !errors.Is(werr, syscall.EINTR) {
+		return werr
+	}
+	n = max(n, 0)
+	if n == len(frame) {
+		return nil
+	}
+	c := s.conn.UnderlyingConn()
+	_ = c.SetWriteDeadline(time.Now().Add(time.Duration(s.handler().WriteTimeout)))
+	_, err := c.Write(frame[n:])
+	return err
 }

@@ -129,7 +129,15 @@ func (s *wsSession) sendPing() {
 	s.pinging = true
 	s.qmu.Unlock()
 	s.wmu.Lock()
-	err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Duration(s.handler().WriteTimeout)))
+	var err error
+	switch {
+	case s.closeSent:
+		// Nothing follows a close frame; writeClose stops the timer.
+	case s.raw != nil:
+		err = s.writeSmallDirect(pingFrame)
+	default:
+		err = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Duration(s.handler().WriteTimeout)))
+	}
 	s.wmu.Unlock()
 	s.qmu.Lock()
 	s.pinging = false

@@ -559,7 +559,13 @@ func (s *sharedSub) broadcast(method string, result json.RawMessage) {
 // leave the other cores idle while the last clients wait.
 const parallelFanout = 512
 
-// fanOutLocked delivers n to every client, the clients split between one
+// fanoutChunk is how many clients a delivering goroutine takes at a time.
+// The goroutines take chunks from one counter rather than a fixed share
+// each: when the system takes a core from one of them (the node, another
+// process), the others deliver the rest instead of waiting for it.
+const fanoutChunk = 64
+
+// fanOutLocked delivers n to every client, the clients shared between one
 // goroutine per CPU. It returns when all have it, so each client's
 // notifications stay in order. s.mu is held.
 func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
@@ -570,20 +576,25 @@ func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
 		}
 	}
 	list := s.list
-	parts := min(runtime.GOMAXPROCS(0), len(list)/(parallelFanout/2))
-	size := (len(list) + parts - 1) / parts
-	var wg sync.WaitGroup
-	for start := size; start < len(list); start += size {
-		part := list[start:min(start+size, len(list))]
-		wg.Go(func() {
-			for _, cs := range part {
+	var next atomic.Int64
+	deliver := func() {
+		for {
+			end := int(next.Add(fanoutChunk))
+			start := end - fanoutChunk
+			if start >= len(list) {
+				return
+			}
+			for _, cs := range list[start:min(end, len(list))] {
 				cs.deliverShared(&n)
 			}
-		})
+		}
 	}
-	for _, cs := range list[:size] {
-		cs.deliverShared(&n)
+	workers := min(runtime.GOMAXPROCS(0), len(list)/(parallelFanout/2))
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(deliver)
 	}
+	deliver()
 	wg.Wait()
 }
 
