@@ -180,11 +180,18 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 	// once, and writeClose stops the timer.
 	s.ping = time.AfterFunc(firstPingAfter(time.Duration(h.PingInterval)), s.sendPing)
 	if !h.addSession(s) {
+		// A ping whose timer fired already may be writing: the close frame
+		// waits for it, and none follows the close (sendPing sees ending
+		// or closeSent and stops its timer).
+		s.ending.Store(true)
 		s.ping.Stop()
 		cancel()
 		rt.acc.giveBack()
 		releaseIP()
+		s.wmu.Lock()
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeServiceRestart, "gateway configuration reloaded"), time.Now().Add(time.Second))
+		s.closeSent = true
+		s.wmu.Unlock()
 		_ = conn.Close()
 		return nil
 	}

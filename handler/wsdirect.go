@@ -78,10 +78,13 @@ func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
 	var werr error
 	// Never wait for the socket: that is the writer's job.
 	write := func(fd uintptr) { n, werr = syscall.Write(int(fd), buf) }
-	// Control, not Write: s.wmu already orders every write to the socket,
+	// Control, not Write: s.wmu orders the session's writes to the socket,
 	// and a write that never waits needs neither the descriptor's write
 	// lock nor its poller state, nor a deadline: about a third of the
 	// gateway's CPU per notification outside the system call went there.
+	// (One write escapes wmu: the close frame gorilla's reader sends
+	// itself on a protocol error. The session is torn down then, and a
+	// frame the client gets after that close it ignores.)
 	if cerr := s.raw.Control(write); cerr != nil {
 		werr = cerr
 	}

@@ -142,9 +142,10 @@ func (s *wsSession) sendPing() {
 	s.qmu.Unlock()
 	s.wmu.Lock()
 	var err error
+	closed := s.closeSent
 	switch {
-	case s.closeSent:
-		// Nothing follows a close frame; writeClose stops the timer.
+	case closed:
+		// Nothing follows a close frame.
 	case s.raw != nil:
 		err = s.writeSmallDirect(pingFrame)
 	default:
@@ -155,6 +156,9 @@ func (s *wsSession) sendPing() {
 	s.pinging = false
 	s.noteIdleLocked()
 	s.qmu.Unlock()
+	if closed {
+		return
+	}
 	if err != nil {
 		s.closeWith(0, "")
 		_ = s.conn.Close()

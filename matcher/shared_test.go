@@ -163,3 +163,56 @@ func makeBlocks[H any](newBlock func() H, interval time.Duration) (stop func()) 
 	})
 	return func() { close(done); producer.Wait() }
 }
+
+// A head reaches every client of a shared subscription exactly once and
+// in order, however many clients share it: one goroutine delivers to a
+// few, several share out many in chunks (the last one partial).
+func TestEveryClientGetsEveryHeadOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		clients int
+	}{
+		{"one goroutine", parallelFanout - 1},
+		{"shared out, last chunk partial", parallelFanout + fanoutChunk + 7},
+		{"shared out, many chunks", 2000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, node := newTestMatcher(t, 0)
+			chain := node.Chain()
+			clients := make([]*recorder, tc.clients)
+			for i := range clients {
+				clients[i] = &recorder{}
+				cs, err := m.Subscribe(context.Background(), clients[i], "chain_subscribeNewHeads", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cs.Activate()
+			}
+			var final uint64
+			for range 3 {
+				final = chain.NewBlock().Number
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for i, r := range clients {
+				for {
+					nums := r.numbers(t)
+					if n := len(nums); n > 0 && nums[n-1] >= final {
+						for j := 1; j < n; j++ {
+							if nums[j] != nums[j-1]+1 {
+								t.Fatalf("client %d saw %v: a duplicate, gap or reordering at %d", i, nums, j)
+							}
+						}
+						if nums[0] > final-3 {
+							t.Fatalf("client %d saw %v: missed heads up to %d", i, nums, final)
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("client %d has %v, want up to %d", i, nums, final)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+	}
+}
