@@ -49,9 +49,8 @@ type Handler struct {
 	// Default: 1024.
 	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
 	// PingInterval is how often WebSocket clients are pinged, give or
-	// take a tenth; a client's first ping comes anywhere in its first
-	// interval, so that clients that connected together are not pinged
-	// together. A client silent for two intervals is disconnected.
+	// take a tenth so that clients that connected together are not pinged
+	// together; a client silent for two intervals is disconnected.
 	// Default: 30s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 	// SendQueue is how many messages may wait for one WebSocket client; a

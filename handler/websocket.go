@@ -178,7 +178,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, rt rout
 	s.b.Store(h.bind(rt))
 	// Armed before the session is registered: a reload may close it at
 	// once, and writeClose stops the timer.
-	s.ping = time.AfterFunc(firstPingAfter(time.Duration(h.PingInterval)), s.sendPing)
+	s.ping = time.AfterFunc(pingAfter(time.Duration(h.PingInterval)), s.sendPing)
 	if !h.addSession(s) {
 		// A ping whose timer fired already may be writing: the close frame
 		// waits for it, and none follows the close (sendPing sees ending

@@ -106,23 +106,11 @@ func (s *wsSession) drop() {
 	}
 }
 
-// firstPingAfter is the wait before a session's first ping: anywhere in
-// the last nine tenths of the interval. Clients that connected together
-// (after a deploy, a network blip, a restart of the gateway) are then
-// pinged, and answer, spread over the whole interval instead of in a wave
-// that would cost a block's fan-out its CPU: 10,000 clients connected in
-// 3 s were all pinged within 6 s of each other every interval.
-func firstPingAfter(interval time.Duration) time.Duration {
-	lo := interval / 10
-	if interval-lo <= 0 {
-		return interval
-	}
-	return lo + rand.N(interval-lo)
-}
-
 // pingAfter is the wait before a session's next ping: the interval give
-// or take a tenth, so that the pings of clients that connected together
-// stay apart. A client stays within the read deadline of two intervals.
+// or take a tenth, so that clients that connected together (after a
+// deploy or a network blip) are not all pinged, and do not all answer,
+// in the same instant every interval. A client stays within the read
+// deadline of two intervals.
 func pingAfter(interval time.Duration) time.Duration {
 	spread := interval / 5
 	if spread <= 0 {
