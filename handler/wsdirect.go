@@ -83,8 +83,9 @@ func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
 	// lock nor its poller state, nor a deadline: about a third of the
 	// gateway's CPU per notification outside the system call went there.
 	// (One write escapes wmu: the close frame gorilla's reader sends
-	// itself on a protocol error. The session is torn down then, and a
-	// frame the client gets after that close it ignores.)
+	// itself on a protocol error. It may land inside a frame being
+	// written; the session is torn down then anyway, and the client that
+	// broke the protocol sees a garbled end.)
 	if cerr := s.raw.Control(write); cerr != nil {
 		werr = cerr
 	}

@@ -148,8 +148,12 @@ func (s *wsSession) sendPing() {
 		return
 	}
 	if err != nil {
-		s.closeWith(0, "")
-		_ = s.conn.Close()
+		// A session closing already (or refused at registration) is
+		// being taken down by whoever set ending.
+		if !s.ending.Load() {
+			s.closeWith(0, "")
+			_ = s.conn.Close()
+		}
 		return
 	}
 	s.ping.Reset(pingAfter(time.Duration(s.handler().PingInterval)))

@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -168,6 +169,10 @@ func makeBlocks[H any](newBlock func() H, interval time.Duration) (stop func()) 
 // in order, however many clients share it: one goroutine delivers to a
 // few, several share out many in chunks (the last one partial).
 func TestEveryClientGetsEveryHeadOnce(t *testing.T) {
+	// Four delivering goroutines contend for the chunks even where the
+	// machine has fewer CPUs.
+	prev := runtime.GOMAXPROCS(4)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 	for _, tc := range []struct {
 		name    string
 		clients int
