@@ -20,16 +20,8 @@ func TestWebSocketPingsKeepLiveClientsAndDropSilentOnes(t *testing.T) {
 	gw, _ := start(t, "\telara_rpc {\n\t\tping_interval 200ms\n\t}")
 
 	t.Run("answering client stays", func(t *testing.T) {
-		c, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
 		var pings atomic.Int32
-		c.SetPingHandler(func(data string) error {
-			pings.Add(1)
-			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-		})
+		c := dialAnsweringPings(t, gw.WS("/dev"), func() { pings.Add(1) })
 		replies := make(chan []byte, 1)
 		go func() {
 			for {
@@ -90,17 +82,11 @@ func TestClientsConnectedTogetherArePingedApart(t *testing.T) {
 		// Before dialling: the gateway arms its ping timer before the
 		// handshake reaches the client.
 		connected := time.Now()
-		c, _, err := websocket.DefaultDialer.Dial(gw.WS("/dev"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
 		var pings atomic.Int32
-		c.SetPingHandler(func(data string) error {
+		c := dialAnsweringPings(t, gw.WS("/dev"), func() {
 			if pings.Add(1) == pingsEach {
 				offsets <- time.Since(connected)
 			}
-			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		})
 		go func() {
 			for {
@@ -129,4 +115,21 @@ func TestClientsConnectedTogetherArePingedApart(t *testing.T) {
 	if lo < 3*180*time.Millisecond || hi > 3*220*time.Millisecond+time.Second {
 		t.Fatalf("third pings %v to %v after connecting, outside 3 × (200 ms ± 10%%)", lo, hi)
 	}
+}
+
+// dialAnsweringPings connects a client that answers every ping, as
+// WebSocket libraries do, calling onPing first. It is closed when the
+// test ends.
+func dialAnsweringPings(t *testing.T, url string, onPing func()) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetPingHandler(func(data string) error {
+		onPing()
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	return c
 }

@@ -67,17 +67,13 @@ func appendTextFrameHeader(b []byte, n int) []byte {
 	}
 }
 
-// writeDirect tries to write f as one WebSocket text frame with a
-// single non-blocking write. The caller holds s.wmu. It returns what the
-// socket did not take (nil when all of it went), or an error when the
-// socket is broken.
-func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
-	bp := directBufs.Get().(*[]byte)
-	buf := f.appendTo(appendTextFrameHeader((*bp)[:0], f.size()))
+// writeNow writes buf with one non-blocking write(2), never waiting for
+// the socket (that is the writer's job). It returns how many bytes the
+// socket took, and an error only when the socket is broken. The caller
+// holds s.wmu.
+func (s *wsSession) writeNow(buf []byte) (int, error) {
 	n := 0
 	var werr error
-	// Never wait for the socket: that is the writer's job.
-	write := func(fd uintptr) { n, werr = syscall.Write(int(fd), buf) }
 	// Control, not Write: s.wmu orders the session's writes to the socket,
 	// and a write that never waits needs neither the descriptor's write
 	// lock nor its poller state, nor a deadline: about a third of the
@@ -86,18 +82,23 @@ func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
 	// itself on a protocol error. It may land inside a frame being
 	// written; the session is torn down then anyway, and the client that
 	// broke the protocol sees a garbled end.)
-	if cerr := s.raw.Control(write); cerr != nil {
-		werr = cerr
+	if err := s.raw.Control(func(fd uintptr) { n, werr = syscall.Write(int(fd), buf) }); err != nil {
+		return 0, err
 	}
-	if n < 0 {
-		n = 0
+	if werr != nil && !errors.Is(werr, syscall.EAGAIN) && !errors.Is(werr, syscall.EINTR) {
+		return 0, werr
 	}
-	switch {
-	case werr == nil || errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR):
-		err = nil
-	default:
-		err = werr
-	}
+	return max(n, 0), nil
+}
+
+// writeDirect tries to write f as one WebSocket text frame with a
+// single non-blocking write. The caller holds s.wmu. It returns what the
+// socket did not take (nil when all of it went), or an error when the
+// socket is broken.
+func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
+	bp := directBufs.Get().(*[]byte)
+	buf := f.appendTo(appendTextFrameHeader((*bp)[:0], f.size()))
+	n, err := s.writeNow(buf)
 	if n < len(buf) && err == nil {
 		rest = append([]byte(nil), buf[n:]...)
 		directWritesCut.Add(1)
@@ -160,20 +161,12 @@ var pingFrame = []byte{0x80 | 0x9, 0}
 // pinged every interval this saves the library's frame building and a
 // deadline per ping.
 func (s *wsSession) writeSmallDirect(frame []byte) error {
-	n := 0
-	var werr error
-	if err := s.raw.Control(func(fd uintptr) { n, werr = syscall.Write(int(fd), frame) }); err != nil {
+	n, err := s.writeNow(frame)
+	if err != nil || n == len(frame) {
 		return err
-	}
-	if werr != nil && !errors.Is(werr, syscall.EAGAIN) && !errors.Is(werr, syscall.EINTR) {
-		return werr
-	}
-	n = max(n, 0)
-	if n == len(frame) {
-		return nil
 	}
 	c := s.conn.UnderlyingConn()
 	_ = c.SetWriteDeadline(time.Now().Add(time.Duration(s.handler().WriteTimeout)))
-	_, err := c.Write(frame[n:])
+	_, err = c.Write(frame[n:])
 	return err
 }
