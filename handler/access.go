@@ -337,16 +337,21 @@ func (h *Handler) admitCall(ctx context.Context, rt route, sess *wsSession, c js
 		return answer{}, false
 	}
 	reason := app.RefusedRate
+	a = refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex))
 	if ex.Daily() {
 		reason = app.RefusedDaily
 		if ex.Scope == limits.ScopeProject {
 			if ph, ok := g.x.Project(g.project); ok {
-				g.x.Suspend(ph.Project, ex)
+				// Once the refusal is sent: the suspension closes the
+				// project's WebSockets, and the client must first learn
+				// why its call was refused.
+				p := ph.Project
+				a.after = func() { g.x.Suspend(p, ex) }
 			}
 		}
 	}
 	g.x.Refused(reason, subject, ex)
-	return refusal(req, http.StatusTooManyRequests, ex.RetryAfterSeconds(), overLimitError(ex)), true
+	return a, true
 }
 
 func scopeOf(s limits.Subject) string {

@@ -3,6 +3,7 @@ package handler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/elara-gateway/elara/app"
+	"github.com/elara-gateway/elara/handler"
 	"github.com/elara-gateway/elara/internal/fakenode"
 	"github.com/elara-gateway/elara/internal/testgw"
 	"github.com/elara-gateway/elara/limits"
@@ -479,5 +481,39 @@ func TestAccessReloadKeepsStoreAndCounts(t *testing.T) {
 	testgw.Load(t, gw.Caddyfile(global(10, "UTC+8"), "\telara_rpc"))
 	if _, ok := app.CurrentAccess().Store().Lookup(p.ID); !ok {
 		t.Fatal("project lost across a reload")
+	}
+}
+
+// The call that reaches a project's daily limit over a WebSocket gets its
+// -32029 before the suspension closes the connection (1008): the client
+// learns why. The call is held for a moment between its check and its
+// reply, where a suspension started by the check would close the
+// connection first.
+func TestAccessDailyLimitRefusalComesBeforeTheClose(t *testing.T) {
+	gw, x, _ := startAccess(t, "")
+	p := createProject(t, x, projects.CreateRequest{Plan: "daily"})
+	handler.ObserveCalls(t, func(c handler.CallInfo) {
+		if c.Project == p.ID && c.Outcome == "refused" {
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+	c := testgw.Dial(t, gw.WS("/dev/"+p.ID))
+	for i := range 3 {
+		if r := c.Call("system_chain", []any{}); r.Error != nil {
+			t.Fatalf("call %d: %s", i, r.Raw)
+		}
+	}
+	r := decodeErr(t, c.Call("system_chain", []any{}).Raw)
+	if r.Error == nil || r.Error.Code != -32029 || r.Error.Data.Limit != limits.RequestsPerDay {
+		t.Fatalf("over the day: %+v", r.Error)
+	}
+	select {
+	case err := <-c.Closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "suspended") {
+			t.Fatalf("closed with %v, want 1008 project suspended", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the suspended project's connection stayed open")
 	}
 }

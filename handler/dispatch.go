@@ -31,6 +31,15 @@ type answer struct {
 	node     string
 }
 
+// runAfter runs what the answers leave for after their replies are sent.
+func runAfter(answers []answer) {
+	for _, a := range answers {
+		if a.after != nil {
+			a.after()
+		}
+	}
+}
+
 // dispatch serves one parsed entry.
 func (h *Handler) dispatch(ctx context.Context, rt route, sess *wsSession, c jsonrpc.Call) answer {
 	if c.Err != nil {

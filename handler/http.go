@@ -51,6 +51,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, rt route) er
 		}
 		wg.Wait()
 	}
+	defer runAfter(answers)
 	out := joinReplies(answers, parsed.Batch)
 	if out == nil {
 		// Only notifications: JSON-RPC says to send nothing back.

@@ -485,11 +485,7 @@ func (s *wsSession) handleMessage(data []byte) {
 		if out := joinReplies(answers, true); out != nil {
 			s.Send(out)
 		}
-		for _, a := range answers {
-			if a.after != nil {
-				a.after()
-			}
-		}
+		runAfter(answers)
 		return
 	}
 	a := b.h.serve(s.ctx, b.rt, s, jsonrpc.ParseRequest(trimmed, maxDepth))
