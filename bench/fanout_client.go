@@ -32,11 +32,14 @@ type subscriber struct {
 	done    chan struct{}
 
 	frames frameReader
-	at     time.Duration // when the bytes being parsed arrived
-	// A poller's: the socket's reports since it was last read, and
-	// whether it waits to be read.
-	edges   []edge
-	waiting bool
+	at     time.Duration // when the bytes being parsed arrived (the last of them)
+	// A poller's (fanout_poll_linux.go): when epoll reported the socket
+	// since it was last read, whether and since when it waits to be read,
+	// and, during a read, how many frames came before it.
+	reports  []time.Duration
+	waiting  bool
+	since    time.Duration
+	readFrom int
 	// Until the subscription's reply: the notifications before it, and
 	// what made the reply unusable.
 	early   [][]byte
@@ -49,13 +52,6 @@ type subscriber struct {
 	wmu  sync.Mutex
 	conn net.Conn
 	fd   int
-}
-
-// edge is a report that a socket is readable: when, and how many bytes
-// it then held unread.
-type edge struct {
-	at     time.Duration
-	unread int
 }
 
 // subscribeClient connects, subscribes and waits for the subscription id;
@@ -109,8 +105,9 @@ func subscribeClient(ctx context.Context, url string, deflate, follow bool, base
 
 // message takes the subscription's reply, then notifications.
 func (s *subscriber) message(msg []byte) {
+	at := s.frameAt()
 	if s.pattern != nil {
-		s.handle(msg, s.at)
+		s.handle(msg, at)
 		return
 	}
 	id, isReply, err := subscriptionID(msg)
@@ -120,7 +117,7 @@ func (s *subscriber) message(msg []byte) {
 			s.subErr = err
 		}
 	case !isReply:
-		s.early, s.earlyAt = append(s.early, bytes.Clone(msg)), append(s.earlyAt, s.at)
+		s.early, s.earlyAt = append(s.early, bytes.Clone(msg)), append(s.earlyAt, at)
 	default:
 		s.pattern = []byte(`"subscription":"` + id + `"`)
 		for i, m := range s.early {
@@ -128,6 +125,21 @@ func (s *subscriber) message(msg []byte) {
 		}
 		s.early, s.earlyAt = nil, nil
 	}
+}
+
+// frameAt is when the frame that completes the message being parsed
+// arrived. s.at is when the last bytes of the read did; a poller's
+// reports say more for the frames before them. The i-th report since
+// the last read came after at least i arrivals, and each arrival ends
+// with a whole frame (oneSegment), so the i-th frame of the read was
+// there by the i-th report. Once a frame may have come in pieces, that
+// count no longer holds, and the frames after it get s.at.
+func (s *subscriber) frameAt() time.Duration {
+	i := s.frames.parsed - s.readFrom // this frame's place in the read, from 1
+	if s.frames.pieces || i < 1 || i > len(s.reports) {
+		return s.at
+	}
+	return min(s.reports[i-1], s.at)
 }
 
 // ping answers the server's ping: the gateway closes clients that stay

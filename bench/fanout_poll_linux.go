@@ -51,7 +51,7 @@ func newPoller(base time.Time) (*poller, error) {
 		return nil, err
 	}
 	return &poller{epfd: fd, base: base, subs: make(map[int32]*subscriber),
-		ready: make([]*subscriber, pollEvents), inq: make([]int, pollEvents)}, nil
+		ready: make([]*subscriber, pollEvents), oob: make([]byte, syscall.CmsgSpace(timespecSize))}, nil
 }
 
 // add hands s's socket to a poller.
@@ -82,10 +82,14 @@ type poller struct {
 	mu     sync.Mutex
 	subs   map[int32]*subscriber
 	sealed bool
-	// Per event of one wait: its subscriber and unread byte count.
+	// The subscriber of each event of one wait, and room for a read's
+	// control message.
 	ready []*subscriber
-	inq   []int
+	oob   []byte
 }
+
+// timespecSize is the size of the SCM_TIMESTAMPNS control message's data.
+const timespecSize = int(unsafe.Sizeof(syscall.Timespec{}))
 
 // pollEvents is how many sockets one wait reports at most.
 const pollEvents = 256
@@ -105,6 +109,12 @@ func (p *poller) add(s *subscriber) error {
 	fd := -1
 	var dupErr error
 	if err := raw.Control(func(orig uintptr) {
+		// The kernel stamps each segment as it arrives; reads return the
+		// stamp of the last bytes they take.
+		if err := syscall.SetsockoptInt(int(orig), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); err != nil {
+			dupErr = err
+			return
+		}
 		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, orig, syscall.F_DUPFD_CLOEXEC, 0)
 		if errno != 0 {
 			dupErr = errno
@@ -132,18 +142,21 @@ func (p *poller) add(s *subscriber) error {
 	return nil
 }
 
-// A poller stamps a frame's arrival when epoll reports its socket
-// readable, and reads the sockets once arrivals pause. The clients share
-// the machine's two cores with the gateway they measure; reading 10,000
-// sockets as the frames come (57-91 ms of CPU per block), or being woken
-// for each socket, takes that CPU from the gateway while it is still
-// writing to the last clients: a cost clients on their own machines do
-// not impose. During a burst the poller looks at epoll every stampEvery
-// instead, taking all that arrived meanwhile with one wake-up; a stamp
-// is at most that late, never early. What is measured is unchanged: the
-// time the bytes were in the client's socket. The sockets are
-// edge-triggered, so one left unread is reported again only when more
-// bytes come.
+// A poller reads the sockets once arrivals pause, and stamps each frame
+// with the time it was in the client's socket. The clients share the
+// machine's two cores with the gateway they measure; reading 10,000
+// sockets as the frames come (57-91 ms of CPU per block), being woken for
+// each socket, or asking each reported socket how many bytes it holds
+// (a system call per socket, about 44 ms of CPU per block) takes that
+// CPU from the gateway while it is still writing to the last clients: a
+// cost clients on their own machines do not impose. During a burst the
+// poller looks at epoll every stampEvery, taking all that arrived
+// meanwhile with one wake-up, and notes when each socket was reported.
+// The time of a read's last frame is the kernel's receive stamp of its
+// bytes (SO_TIMESTAMPNS), exact; frames before it in the same read are
+// stamped by the reports (frameAt), at most stampEvery late, never
+// early. The sockets are edge-triggered, so one left unread is reported
+// again only when more bytes come.
 const (
 	// stampEvery is the poller's sleep between two looks at epoll while
 	// frames arrive.
@@ -189,7 +202,7 @@ func (p *poller) run() {
 		if n > 0 {
 			lastArrival = now
 		}
-		if len(waiting) == 0 || (now-lastArrival < readQuiet && now-waiting[0].edges[0].at < readAfter) {
+		if len(waiting) == 0 || (now-lastArrival < readQuiet && now-waiting[0].since < readAfter) {
 			continue
 		}
 		// Arrivals paused (or the oldest waited too long): read them all,
@@ -212,9 +225,8 @@ func (p *poller) run() {
 	}
 }
 
-// stamp waits up to timeout ms for sockets with new bytes and notes, for
-// each, how many unread bytes it held and when, adding those not yet
-// waiting to waiting.
+// stamp waits up to timeout ms for sockets with new bytes and notes when
+// each was reported, adding those not yet waiting to waiting.
 func (p *poller) stamp(events []syscall.EpollEvent, timeout int, waiting *[]*subscriber) (int, error) {
 	n, err := syscall.EpollWait(p.epfd, events, timeout)
 	if err != nil {
@@ -226,70 +238,45 @@ func (p *poller) stamp(events []syscall.EpollEvent, timeout int, waiting *[]*sub
 	if n == 0 {
 		return 0, nil
 	}
+	// Taken after the wait: a report is never earlier than the bytes it
+	// is about. A socket is reported only if it holds unread bytes when
+	// the wait looks (epoll asks it again), so bytes that came during a
+	// read and that the read took leave no report for the next frame.
+	at := time.Since(p.base)
 	p.mu.Lock()
 	for i, ev := range events[:n] {
 		p.ready[i] = p.subs[ev.Fd]
 	}
 	p.mu.Unlock()
 	for i, s := range p.ready[:n] {
-		if s != nil {
-			p.inq[i] = unreadBytes(s.fd)
-		}
-	}
-	// Taken after the counts: a stamp is never earlier than the bytes it
-	// covers.
-	at := time.Since(p.base)
-	for i, s := range p.ready[:n] {
 		if s == nil {
 			continue
 		}
-		s.edges = append(s.edges, edge{at: at, unread: p.inq[i]})
+		p.ready[i] = nil
+		s.reports = append(s.reports, at)
 		if !s.waiting {
-			s.waiting = true
+			s.waiting, s.since = true, at
 			*waiting = append(*waiting, s)
 		}
-		p.ready[i] = nil
 	}
 	return n, nil
 }
 
-// unreadBytes is how many bytes the socket holds unread; 0 if unknown,
-// which stamps them at a later report or when they are read.
-func unreadBytes(fd int) int {
-	// TIOCINQ is FIONREAD, which on a TCP socket is SIOCINQ.
-	var n int32
-	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
-	if errno != 0 {
-		return 0
-	}
-	return int(n)
-}
-
 // read takes what the socket holds; false once the connection is over.
-// Each byte is stamped with the first report that counted it: the time
-// it was there, not when this loop got round to it.
+// s.at is the kernel's stamp of each system call's last bytes: the time
+// they were there, not when this loop got round to them.
 func (p *poller) read(s *subscriber, buf []byte) bool {
-	defer func() { s.edges = s.edges[:0] }()
-	off, e := 0, 0 // bytes read so far; the report that covers them
+	s.readFrom = s.frames.parsed
+	// A frame begun before this read came in pieces: no report says
+	// when its rest came.
+	s.frames.pieces = len(s.frames.pending) > 0
+	defer func() { s.reports = s.reports[:0] }()
 	for {
-		n, err := syscall.Read(s.fd, buf)
+		n, oobn, _, _, err := syscall.Recvmsg(s.fd, buf, p.oob, 0)
 		if n > 0 {
-			now := time.Since(p.base)
-			for chunk := buf[:n]; len(chunk) > 0; {
-				for e < len(s.edges) && s.edges[e].unread <= off {
-					e++
-				}
-				// Bytes that came after the last report are stamped now.
-				at, end := now, off+len(chunk)
-				if e < len(s.edges) {
-					at, end = s.edges[e].at, min(end, s.edges[e].unread)
-				}
-				s.at = at
-				part := chunk[:end-off]
-				if s.frames.feed(part, s) != nil {
-					return false
-				}
-				off, chunk = end, chunk[len(part):]
+			s.at = p.arrival(p.oob[:oobn])
+			if s.frames.feed(buf[:n], s) != nil {
+				return false
 			}
 			// Edge-triggered: read until the socket says it is empty. A
 			// short read is not enough: the end of the stream may have come
@@ -304,6 +291,23 @@ func (p *poller) read(s *subscriber, buf []byte) bool {
 		}
 		return false // end of stream or an error
 	}
+}
+
+// arrival is the receive stamp in a read's control message, on the
+// bench's clock; without one, now: late, never early. The stamp is wall
+// time, the bench's clock monotonic: they differ only if the wall clock
+// is stepped during the run.
+func (p *poller) arrival(oob []byte) time.Duration {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= timespecSize {
+				ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
+				return time.Unix(ts.Unix()).Sub(p.base)
+			}
+		}
+	}
+	return time.Since(p.base)
 }
 
 // finish closes s's socket and says s is done.

@@ -66,7 +66,17 @@ type frameReader struct {
 	frag    []byte // the fragments of a message so far
 	inFrag  bool
 	fragZ   bool // the fragmented message is compressed
+	// Frames parsed so far, and whether one of them may have come in
+	// pieces (set by size here, by the poller for a frame it saw begun):
+	// a poller stamps each message by the frame that completed it.
+	parsed int
+	pieces bool
 }
+
+// oneSegment is the largest frame taken to have arrived in one piece: the
+// gateway writes each frame with one system call, and on loopback a
+// write this size is one segment.
+const oneSegment = 16 << 10
 
 // feed parses data after what was left over. It returns errServerClosed
 // on a close frame, another error on a stream that is not WebSocket.
@@ -84,6 +94,8 @@ func (r *frameReader) feed(data []byte, sink frameSink) error {
 		if !ok {
 			break
 		}
+		r.parsed++
+		r.pieces = r.pieces || len(buf)-len(rest) > oneSegment
 		buf = rest
 		switch op {
 		case wsraw.OpClose:
