@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 
+	"github.com/elara-gateway/elara/internal/multiwrite"
 	"github.com/elara-gateway/elara/jobs"
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/matcher"
@@ -111,11 +112,13 @@ type wsSession struct {
 	idle    chan struct{}
 	// wmu is held while anything is written to the socket: a frame by
 	// the writer or directly by a sender (wsdirect.go), a ping, the close
-	// frame. raw is the socket for direct writes (nil: none), and rest
-	// what a direct write left for the writer to send first.
-	wmu  sync.Mutex
-	raw  syscall.RawConn
-	rest []byte
+	// frame. raw is the socket for direct writes (nil: none), direct the
+	// pooled buffer of the one in progress, and rest what a direct write
+	// left for the writer to send first.
+	wmu    sync.Mutex
+	raw    syscall.RawConn
+	direct *[]byte
+	rest   []byte
 	// closeSent is set, under wmu, once a close frame went out: the
 	// library refuses frames after it, and direct writes must too.
 	closeSent bool
@@ -215,17 +218,20 @@ func (s *wsSession) Send(frame []byte) bool {
 
 // SendNotification implements matcher.NotificationClient: a notification
 // written at once is copied from its shared parts, with no frame of its
-// own; one that must wait is queued as a frame.
-func (s *wsSession) SendNotification(n *jsonrpc.Notification, subscription json.RawMessage) bool {
-	return s.send(outFrame{n: n, sub: subscription})
+// own; one that must wait is queued as a frame. With a batch, the write
+// is made when the batch is flushed.
+func (s *wsSession) SendNotification(n *jsonrpc.Notification, subscription json.RawMessage, batch *multiwrite.Batch) bool {
+	return s.send(outFrame{n: n, sub: subscription, batch: batch})
 }
 
 // outFrame is a frame to send: its bytes, or a shared notification and
-// the subscription id that makes it this client's.
+// the subscription id that makes it this client's, and the batch a
+// direct write of it joins (nil: written at once).
 type outFrame struct {
 	frame []byte
 	n     *jsonrpc.Notification
 	sub   json.RawMessage
+	batch *multiwrite.Batch
 }
 
 func (f *outFrame) size() int {
@@ -653,4 +659,7 @@ func (s *wsSession) unsubscribe(ctx context.Context, req *jsonrpc.Request) answe
 }
 
 // Interface guard
-var _ matcher.NotificationClient = (*wsSession)(nil)
+var (
+	_ matcher.NotificationClient = (*wsSession)(nil)
+	_ multiwrite.Done            = (*wsSession)(nil)
+)

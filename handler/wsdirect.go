@@ -91,27 +91,12 @@ func (s *wsSession) writeNow(buf []byte) (int, error) {
 	return max(n, 0), nil
 }
 
-// writeDirect tries to write f as one WebSocket text frame with a
-// single non-blocking write. The caller holds s.wmu. It returns what the
-// socket did not take (nil when all of it went), or an error when the
-// socket is broken.
-func (s *wsSession) writeDirect(f *outFrame) (rest []byte, err error) {
-	bp := directBufs.Get().(*[]byte)
-	buf := f.appendTo(appendTextFrameHeader((*bp)[:0], f.size()))
-	n, err := s.writeNow(buf)
-	if n < len(buf) && err == nil {
-		rest = append([]byte(nil), buf[n:]...)
-		directWritesCut.Add(1)
-	}
-	*bp = buf[:0]
-	directBufs.Put(bp)
-	return rest, err
-}
-
 // sendDirect writes f at once if the session is idle, reporting
 // whether it took the frame. It is called with s.qmu held and the queue
 // empty, and returns with s.qmu held; while it writes, writing is set, so
-// frames sent meanwhile queue behind it.
+// frames sent meanwhile queue behind it. A frame with a batch joins it
+// and is written when the batch is flushed (Written finishes then): the
+// session holds wmu, and stays writing, until then.
 func (s *wsSession) sendDirect(f *outFrame) bool {
 	if s.raw == nil || f.size() > directMaxFrame || !s.wmu.TryLock() {
 		return false
@@ -123,11 +108,37 @@ func (s *wsSession) sendDirect(f *outFrame) bool {
 	}
 	s.writing = true
 	s.qmu.Unlock()
-	rest, err := s.writeDirect(f)
+	s.direct = directBufs.Get().(*[]byte)
+	buf := f.appendTo(appendTextFrameHeader((*s.direct)[:0], f.size()))
+	if f.batch != nil {
+		f.batch.Add(s.raw, buf, s)
+	} else {
+		n, err := s.writeNow(buf)
+		s.Written(buf, n, err)
+	}
+	s.qmu.Lock()
+	return true
+}
+
+// Written implements multiwrite.Done: it finishes a direct write of buf,
+// of which the socket took n bytes. The caller holds s.wmu and s.qmu is
+// not held; writing is set.
+func (s *wsSession) Written(buf []byte, n int, err error) {
+	var rest []byte
+	if n < len(buf) && err == nil {
+		rest = append([]byte(nil), buf[n:]...)
+		directWritesCut.Add(1)
+	}
+	if buf != nil { // nil: the kernel may still read it; it is not reused
+		*s.direct = buf[:0]
+		directBufs.Put(s.direct)
+	}
+	s.direct = nil
 	if rest == nil {
 		s.wmu.Unlock()
 	} // else the writer holds on to wmu until it has written the rest
 	s.qmu.Lock()
+	defer s.qmu.Unlock()
 	if err != nil {
 		// As when the writer fails: the socket is unusable.
 		s.qmu.Unlock()
@@ -137,19 +148,18 @@ func (s *wsSession) sendDirect(f *outFrame) bool {
 		}
 		s.drop()
 		s.qmu.Lock()
-		return true
+		return
 	}
 	if rest == nil && s.head == len(s.out) {
 		s.writing = false
 		s.noteIdleLocked()
-		return true
+		return
 	}
 	// The rest of the frame, then whatever queued meanwhile, go through
 	// the writer goroutine, which is handed wmu: no ping, pong or close
 	// frame may start inside this one.
 	s.rest = rest
 	go s.flush()
-	return true
 }
 
 // pingFrame is an empty ping as a server sends it (RFC 6455 §5.5.2).

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/elara-gateway/elara/internal/multiwrite"
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/suber"
 )
@@ -545,9 +546,15 @@ func (s *sharedSub) broadcast(method string, result json.RawMessage) {
 	// Encoded once; each client's frame only splices in its id.
 	n := jsonrpc.NewNotification(method, result)
 	if len(s.clients) < parallelFanout {
+		b := multiwrite.Get()
+		defer b.Put()
 		for cs := range s.clients {
-			cs.deliverShared(&n)
+			cs.deliverShared(&n, b)
+			if b.Len() >= fanoutChunk {
+				b.Flush()
+			}
 		}
+		b.Flush()
 		return
 	}
 	s.fanOutLocked(n)
@@ -578,6 +585,9 @@ func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
 	list := s.list
 	var next atomic.Int64
 	deliver := func() {
+		// A chunk's writes go to the kernel together (multiwrite).
+		b := multiwrite.Get()
+		defer b.Put()
 		for {
 			end := int(next.Add(fanoutChunk))
 			start := end - fanoutChunk
@@ -585,8 +595,9 @@ func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
 				return
 			}
 			for _, cs := range list[start:min(end, len(list))] {
-				cs.deliverShared(&n)
+				cs.deliverShared(&n, b)
 			}
+			b.Flush()
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(list)/(parallelFanout/2))

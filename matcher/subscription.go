@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/elara-gateway/elara/internal/multiwrite"
 	"github.com/elara-gateway/elara/jsonrpc"
 	"github.com/elara-gateway/elara/suber"
 )
@@ -41,8 +42,10 @@ type Client interface {
 // notification's parts, so a fan-out allocates nothing per client.
 type NotificationClient interface {
 	Client
-	// SendNotification is Send(n.For(subscription)).
-	SendNotification(n *jsonrpc.Notification, subscription json.RawMessage) bool
+	// SendNotification is Send(n.For(subscription)). A write the client
+	// can make at once may join batch (if not nil), to be made when the
+	// caller flushes it.
+	SendNotification(n *jsonrpc.Notification, subscription json.RawMessage, batch *multiwrite.Batch) bool
 }
 
 // Options tune a Matcher.
@@ -303,8 +306,9 @@ func (s *ClientSub) deliver(frame []byte) {
 	s.client.Send(frame)
 }
 
-// deliverShared sends a notification shared with other clients.
-func (s *ClientSub) deliverShared(n *jsonrpc.Notification) {
+// deliverShared sends a notification shared with other clients; a write
+// may join batch.
+func (s *ClientSub) deliverShared(n *jsonrpc.Notification, batch *multiwrite.Batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch c, ok := s.client.(NotificationClient); {
@@ -314,7 +318,7 @@ func (s *ClientSub) deliverShared(n *jsonrpc.Notification) {
 			s.held = append(s.held, n.For(s.id))
 		}
 	case ok:
-		c.SendNotification(n, s.id)
+		c.SendNotification(n, s.id, batch)
 	default:
 		s.client.Send(n.For(s.id))
 	}
