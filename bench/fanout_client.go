@@ -131,9 +131,14 @@ func (s *subscriber) message(msg []byte) {
 // arrived. s.at is when the last bytes of the read did; a poller's
 // reports say more for the frames before them. The i-th report since
 // the last read came after at least i arrivals, and each arrival ends
-// with a whole frame (oneSegment), so the i-th frame of the read was
-// there by the i-th report. Once a frame may have come in pieces, that
-// count no longer holds, and the frames after it get s.at.
+// with a whole frame, so the i-th frame of the read was there by the
+// i-th report. That holds while the gateway writes each frame with one
+// system call that the socket takes whole (frames.segment): a frame
+// larger than a segment may come in pieces, and so may one whose write
+// the socket cut short, which needs a full receive buffer (the poller
+// reads every socket within readAfter, and the fan-out's frames are
+// small). Once a frame may have come in pieces, the frames after it get
+// s.at.
 func (s *subscriber) frameAt() time.Duration {
 	i := s.frames.parsed - s.readFrom // this frame's place in the read, from 1
 	if s.frames.pieces || i < 1 || i > len(s.reports) {

@@ -115,6 +115,10 @@ func (p *poller) add(s *subscriber) error {
 			dupErr = err
 			return
 		}
+		// A frame larger than a segment may come in pieces (frameAt).
+		if mss, err := syscall.GetsockoptInt(int(orig), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG); err == nil && mss > 0 {
+			s.frames.segment = min(mss, oneSegment)
+		}
 		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, orig, syscall.F_DUPFD_CLOEXEC, 0)
 		if errno != 0 {
 			dupErr = errno
@@ -296,18 +300,22 @@ func (p *poller) read(s *subscriber, buf []byte) bool {
 // arrival is the receive stamp in a read's control message, on the
 // bench's clock; without one, now: late, never early. The stamp is wall
 // time, the bench's clock monotonic: they differ only if the wall clock
-// is stepped during the run.
+// is stepped during the run, and a stamp after now or before the bench
+// began is not taken.
 func (p *poller) arrival(oob []byte) time.Duration {
+	now := time.Since(p.base)
 	msgs, err := syscall.ParseSocketControlMessage(oob)
 	if err == nil {
 		for _, m := range msgs {
 			if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= timespecSize {
 				ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
-				return time.Unix(ts.Unix()).Sub(p.base)
+				if at := time.Unix(ts.Unix()).Sub(p.base); at >= 0 && at <= now {
+					return at
+				}
 			}
 		}
 	}
-	return time.Since(p.base)
+	return now
 }
 
 // finish closes s's socket and says s is done.

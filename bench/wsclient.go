@@ -71,11 +71,13 @@ type frameReader struct {
 	// a poller stamps each message by the frame that completed it.
 	parsed int
 	pieces bool
+	// segment is the largest frame taken to have arrived in one piece
+	// (0: oneSegment): the gateway writes each frame with one system
+	// call, which arrives as one segment if it fits one.
+	segment int
 }
 
-// oneSegment is the largest frame taken to have arrived in one piece: the
-// gateway writes each frame with one system call, and on loopback a
-// write this size is one segment.
+// oneSegment is segment's default, well under loopback's segment size.
 const oneSegment = 16 << 10
 
 // feed parses data after what was left over. It returns errServerClosed
@@ -95,7 +97,11 @@ func (r *frameReader) feed(data []byte, sink frameSink) error {
 			break
 		}
 		r.parsed++
-		r.pieces = r.pieces || len(buf)-len(rest) > oneSegment
+		limit := r.segment
+		if limit == 0 {
+			limit = oneSegment
+		}
+		r.pieces = r.pieces || len(buf)-len(rest) > limit
 		buf = rest
 		switch op {
 		case wsraw.OpClose:

@@ -59,11 +59,9 @@ func Get() *Batch {
 	return b
 }
 
-// Put returns b, which must have been flushed, for reuse.
+// Put returns b for reuse, first making any write still in it.
 func (b *Batch) Put() {
-	if b.ring != nil && b.ring.broken {
-		b.ring = nil
-	}
+	b.Flush()
 	putRing(b.ring)
 	b.ring = nil
 	batches.Put(b)
@@ -123,10 +121,11 @@ func (b *Batch) pinFrom(i int) {
 	b.writeAll()
 }
 
-// writeAll writes every pinned item.
+// writeAll writes every pinned item: through the ring, then one at a
+// time whatever the ring left.
 func (b *Batch) writeAll() {
-	if b.ring != nil && !b.ring.broken && b.ring.send(b.items) {
-		return
+	if b.ring != nil && !b.ring.broken {
+		b.ring.send(b.items)
 	}
 	for i := range b.items {
 		it := &b.items[i]

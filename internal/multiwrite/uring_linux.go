@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -71,6 +72,9 @@ type geteventsArg struct {
 	ts        uint64
 }
 
+// kernelTimespec is __kernel_timespec (64-bit fields on every platform).
+type kernelTimespec struct{ sec, nsec int64 }
+
 // ring is one io_uring instance, used by one batch at a time.
 type ring struct {
 	fd             int
@@ -81,8 +85,14 @@ type ring struct {
 	cqHead, cqTail *uint32
 	cqMask         uint32
 	cqes           []cqe
+	// seq tells one submission's completions from a late one's.
+	seq uint32
+	// A wait's limit and argument, on the heap: the kernel reads them
+	// through addresses the garbage collector does not know.
+	limit kernelTimespec
+	arg   geteventsArg
 	// broken is set when the kernel did not complete a write at once: the
-	// ring and the buffers it may still read are never reused.
+	// ring and the buffers it may still read are never reused or freed.
 	broken bool
 	held   [][]byte
 }
@@ -91,6 +101,8 @@ var (
 	ringsMu sync.Mutex
 	rings   []*ring // idle
 	made    int
+	// brokenRings keeps broken rings, and the buffers they hold, alive.
+	brokenRings []*ring
 	// refused is set once io_uring could not be set up: batches write
 	// one buffer at a time from then on.
 	refused atomic.Bool
@@ -104,9 +116,13 @@ func maxRings() int { return 2 * runtime.GOMAXPROCS(0) }
 // Batched reports whether batches go to the kernel in one call; it sets
 // a ring up to find out.
 func Batched() bool {
-	r := getRing()
-	putRing(r)
-	return r != nil
+	if r := getRing(); r != nil {
+		putRing(r)
+		return true
+	}
+	ringsMu.Lock()
+	defer ringsMu.Unlock()
+	return made > 0 && !refused.Load() // all rings busy
 }
 
 func getRing() *ring {
@@ -128,7 +144,12 @@ func getRing() *ring {
 	ringsMu.Unlock()
 	r, err := newRing()
 	if err != nil {
-		refused.Store(true)
+		// A kernel without io_uring, or one that refuses it, refuses it
+		// for good; a lack of descriptors or memory may pass.
+		switch err {
+		case syscall.ENOSYS, syscall.EPERM, syscall.EACCES, syscall.EINVAL, syscall.ENOTSUP:
+			refused.Store(true)
+		}
 		ringsMu.Lock()
 		made--
 		ringsMu.Unlock()
@@ -138,11 +159,20 @@ func getRing() *ring {
 }
 
 func putRing(r *ring) {
-	if r == nil || r.broken {
-		return // a broken ring stays out of use, and so does its memory
+	if r == nil {
+		return
 	}
 	ringsMu.Lock()
 	defer ringsMu.Unlock()
+	if r.broken {
+		// Its memory and the buffers the kernel may still read stay
+		// allocated; and a kernel that left a send waiting once gets no
+		// more batches.
+		brokenRings = append(brokenRings, r)
+		made--
+		refused.Store(true)
+		return
+	}
 	if len(rings) < maxRings() {
 		rings = append(rings, r)
 		return
@@ -190,6 +220,10 @@ func newRing() (*ring, error) {
 	return r, nil
 }
 
+// probeFrame is what the probe sends: on the heap, as the kernel may hold
+// on to it if the probe fails.
+var probeFrame = []byte("probe")
+
 // completesAtOnce checks that this kernel ends a non-blocking send to a
 // full socket during the submission, as send relies on, rather than
 // waiting for room: it sends to a full socket pair.
@@ -202,14 +236,16 @@ func (r *ring) completesAtOnce() bool {
 	defer syscall.Close(fds[0])
 	fill := make([]byte, 64<<10)
 	for {
-		if _, err := syscall.Write(fds[0], fill); err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			break
+		_, err := syscall.Write(fds[0], fill)
+		if err == syscall.EINTR || err == nil {
+			continue
 		}
+		if err != syscall.EAGAIN {
+			return false
+		}
+		break
 	}
-	items := []item{{buf: []byte("probe"), fd: uintptr(fds[0]), pinned: true}}
+	items := []item{{buf: probeFrame, fd: uintptr(fds[0]), pinned: true}}
 	tail := *r.sqTail
 	idx := tail & *r.sqMask
 	r.sqes[idx] = sqe{opcode: opSend, fd: int32(fds[0]), addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(items[0].buf)))),
@@ -241,36 +277,35 @@ func (r *ring) close() {
 }
 
 // send writes the pinned items still to write, up to ringEntries per
-// io_uring_enter, and reports false when it wrote nothing (the caller
-// then writes them one at a time). Each send is non-blocking
-// (MSG_DONTWAIT), so the kernel completes it during the submission; one
-// it does not complete within waitLimit breaks the ring (never expected).
-func (r *ring) send(items []item) bool {
+// io_uring_enter. Items it leaves incomplete and without an error are
+// for the caller to write one at a time (a ring that broke, a group the
+// kernel would not take). Each send is non-blocking (MSG_DONTWAIT), so
+// the kernel completes it during the submission; one it does not
+// complete within waitLimit breaks the ring (never expected: newRing
+// checks the kernel does this).
+func (r *ring) send(items []item) {
 	todo := make([]int, 0, ringEntries)
-	sent := false
-	for start := 0; start < len(items); {
+	for start := 0; start < len(items) && !r.broken; {
 		todo = todo[:0]
 		for ; start < len(items) && len(todo) < len(r.sqes); start++ {
-			if it := &items[start]; it.pinned && it.err == nil {
+			if it := &items[start]; it.pinned && !it.complete && it.err == nil {
 				todo = append(todo, start)
 			}
 		}
-		if len(todo) == 0 {
-			continue
+		if len(todo) > 0 && !r.sendGroup(items, todo) {
+			return
 		}
-		if !r.sendGroup(items, todo) {
-			return sent
-		}
-		sent = true
 	}
-	return true
 }
 
 // waitLimit bounds the wait for a send the kernel did not complete at
 // once.
-const waitLimit = int64(1e9) // ns
+const waitLimit = time.Second
 
+// sendGroup submits todo's items and reaps their completions; false if
+// the kernel took none of them.
 func (r *ring) sendGroup(items []item, todo []int) bool {
+	r.seq++
 	tail := *r.sqTail // only this goroutine submits
 	mask := *r.sqMask
 	for j, i := range todo {
@@ -278,11 +313,10 @@ func (r *ring) sendGroup(items []item, todo []int) bool {
 		idx := (tail + uint32(j)) & mask
 		r.sqes[idx] = sqe{opcode: opSend, fd: int32(it.fd),
 			addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(it.buf)))), len: uint32(len(it.buf)),
-			msgFlags: syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL, userData: uint64(j)}
+			msgFlags: syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL, userData: uint64(r.seq)<<32 | uint64(j)}
 		r.sqArray[idx] = idx
 	}
 	atomic.StoreUint32(r.sqTail, tail+uint32(len(todo)))
-	ringSends.Add(int64(len(todo)))
 	submitted := 0
 	for submitted < len(todo) {
 		n, _, errno := syscall.Syscall6(sysIOURingEnter, uintptr(r.fd), uintptr(len(todo)-submitted), 0, 0, 0, 0)
@@ -291,30 +325,40 @@ func (r *ring) sendGroup(items []item, todo []int) bool {
 		}
 		if errno != 0 || n == 0 {
 			if submitted == 0 {
-				// Nothing went: take the entries back and write the usual way.
+				// Nothing went: take the entries back; the caller writes
+				// them the usual way.
 				atomic.StoreUint32(r.sqTail, tail)
 				return false
 			}
-			r.breakWith(items, todo)
-			return true
+			// Some went: finish those; the rest stay unsubmitted (the ring
+			// is not entered again) and are written the usual way.
+			r.broken = true
+			break
 		}
 		submitted += int(n)
 	}
+	ringSends.Add(int64(submitted))
+	todo = todo[:submitted]
 	got := r.reap(items, todo, 0)
 	if got < len(todo) {
-		limit := syscall.Timespec{Sec: waitLimit / 1e9}
-		arg := geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&limit)))}
+		deadline := time.Now().Add(waitLimit)
 		for got < len(todo) {
+			left := time.Until(deadline).Nanoseconds()
+			if left <= 0 {
+				r.breakWith(items, todo)
+				break
+			}
+			r.limit = kernelTimespec{sec: left / 1e9, nsec: left % 1e9}
+			r.arg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.limit)))}
 			_, _, errno := syscall.Syscall6(sysIOURingEnter, uintptr(r.fd), 0, uintptr(len(todo)-got),
-				enterGetEvents|enterExtArg, uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
+				enterGetEvents|enterExtArg, uintptr(unsafe.Pointer(&r.arg)), unsafe.Sizeof(r.arg))
 			before := got
 			got = r.reap(items, todo, got)
-			if errno != 0 && errno != syscall.EINTR && got == before {
+			if errno != 0 && errno != syscall.EINTR && errno != syscall.ETIME && got == before {
 				r.breakWith(items, todo)
 				break
 			}
 		}
-		runtime.KeepAlive(&limit)
 	}
 	for _, i := range todo {
 		runtime.KeepAlive(items[i].buf)
@@ -323,22 +367,25 @@ func (r *ring) sendGroup(items []item, todo []int) bool {
 }
 
 // reap takes the completions there are, returning how many of todo's
-// writes have completed (got so far, plus these).
+// writes have completed (got so far, plus these). Completions of an
+// earlier submission (none are expected) are dropped.
 func (r *ring) reap(items []item, todo []int, got int) int {
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail)
 	for ; head != tail; head++ {
 		c := r.cqes[head&r.cqMask]
-		if j := int(c.userData); j < len(todo) {
-			it := &items[todo[j]]
-			if c.res < 0 {
-				it.n, it.err = result(0, syscall.Errno(-c.res))
-			} else {
-				it.n, it.err = result(int(c.res), nil)
-			}
-			it.complete = true
-			got++
+		j := int(uint32(c.userData))
+		if uint32(c.userData>>32) != r.seq || j >= len(todo) || items[todo[j]].complete {
+			continue
 		}
+		it := &items[todo[j]]
+		if c.res < 0 {
+			it.n, it.err = result(0, syscall.Errno(-c.res))
+		} else {
+			it.n, it.err = result(int(c.res), nil)
+		}
+		it.complete = true
+		got++
 	}
 	atomic.StoreUint32(r.cqHead, head)
 	return got
