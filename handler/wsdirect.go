@@ -2,12 +2,13 @@ package handler
 
 import (
 	"encoding/binary"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/elara-gateway/elara/internal/multiwrite"
 )
 
 // A frame sent to a session with nothing queued and no writer running is
@@ -72,23 +73,14 @@ func appendTextFrameHeader(b []byte, n int) []byte {
 // socket took, and an error only when the socket is broken. The caller
 // holds s.wmu.
 func (s *wsSession) writeNow(buf []byte) (int, error) {
-	n := 0
-	var werr error
-	// Control, not Write: s.wmu orders the session's writes to the socket,
-	// and a write that never waits needs neither the descriptor's write
-	// lock nor its poller state, nor a deadline: about a third of the
-	// gateway's CPU per notification outside the system call went there.
-	// (One write escapes wmu: the close frame gorilla's reader sends
-	// itself on a protocol error. It may land inside a frame being
+	// s.wmu orders the session's writes to the socket, so the write skips
+	// the descriptor's own write lock, poller state and deadline: about a
+	// third of the gateway's CPU per notification outside the system call
+	// went there. (One write escapes wmu: the close frame gorilla's reader
+	// sends itself on a protocol error. It may land inside a frame being
 	// written; the session is torn down then anyway, and the client that
 	// broke the protocol sees a garbled end.)
-	if err := s.raw.Control(func(fd uintptr) { n, werr = syscall.Write(int(fd), buf) }); err != nil {
-		return 0, err
-	}
-	if werr != nil && !errors.Is(werr, syscall.EAGAIN) && !errors.Is(werr, syscall.EINTR) {
-		return 0, werr
-	}
-	return max(n, 0), nil
+	return multiwrite.Write(s.raw, buf)
 }
 
 // sendDirect writes f at once if the session is idle, reporting

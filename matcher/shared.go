@@ -545,18 +545,6 @@ func (s *sharedSub) broadcast(method string, result json.RawMessage) {
 	s.notif, s.last = method, result
 	// Encoded once; each client's frame only splices in its id.
 	n := jsonrpc.NewNotification(method, result)
-	if len(s.clients) < parallelFanout {
-		b := multiwrite.Get()
-		defer b.Put()
-		for cs := range s.clients {
-			cs.deliverShared(&n, b)
-			if b.Len() >= fanoutChunk {
-				b.Flush()
-			}
-		}
-		b.Flush()
-		return
-	}
 	s.fanOutLocked(n)
 }
 
@@ -573,7 +561,8 @@ const parallelFanout = 512
 const fanoutChunk = 64
 
 // fanOutLocked delivers n to every client, the clients shared between one
-// goroutine per CPU. It returns when all have it, so each client's
+// goroutine per CPU from parallelFanout clients on (below, the caller's
+// goroutine alone). It returns when all have it, so each client's
 // notifications stay in order. s.mu is held.
 func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
 	if s.list == nil {
@@ -600,7 +589,7 @@ func (s *sharedSub) fanOutLocked(n jsonrpc.Notification) {
 			b.Flush()
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(list)/(parallelFanout/2))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(list)/(parallelFanout/2)))
 	var wg sync.WaitGroup
 	for range workers - 1 {
 		wg.Go(deliver)

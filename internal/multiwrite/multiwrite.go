@@ -132,15 +132,36 @@ func (b *Batch) writeAll() {
 		if !it.pinned || it.complete || it.err != nil {
 			continue
 		}
-		for {
-			n, err := syscall.Write(int(it.fd), it.buf)
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			it.n, it.err = result(n, err)
-			it.complete = true
-			break
+		it.n, it.err = writeFD(it.fd, it.buf)
+		it.complete = true
+	}
+}
+
+// Write writes buf to the socket raw at once with one non-blocking
+// write(2), never waiting for room: it returns how many bytes the socket
+// took, and an error only when the socket is broken. Control, not
+// RawConn.Write: the caller orders its writes to the socket, and a write
+// that never waits needs neither the descriptor's write lock nor its
+// poller state, nor a deadline.
+func Write(raw syscall.RawConn, buf []byte) (int, error) {
+	var (
+		n   int
+		err error
+	)
+	if cerr := raw.Control(func(fd uintptr) { n, err = writeFD(fd, buf) }); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
+// writeFD is one non-blocking write(2), retried if a signal interrupts it.
+func writeFD(fd uintptr, buf []byte) (int, error) {
+	for {
+		n, err := syscall.Write(int(fd), buf)
+		if errors.Is(err, syscall.EINTR) {
+			continue
 		}
+		return result(n, err)
 	}
 }
 
