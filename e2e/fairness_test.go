@@ -169,37 +169,51 @@ func TestFloodingClientInTheBinary(t *testing.T) {
 		{"fair", "max_upstream_calls 2", ""},
 		{"bounds off", "max_upstream_calls 100000", "max_calls_in_flight 100000"},
 	}
-	median := map[string]time.Duration{}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, n, fairCaddyfile, map[string]string{"APP_OPTS": "cache off", "CHAIN_OPTS": tc.chainOpts, "SITE_OPTS": tc.siteOpts}, chainURLPath)
-			victim, err := wsDial(g.wsURL(chainURLPath), nil, callTimeout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer victim.Close()
-			victimLatencies(t, victim, 3, 1) // warm-up
-			a50, a99 := victimLatencies(t, victim, 30, 100)
-			var failed atomic.Int64
-			stop := floodBinary(t, g.wsURL(chainURLPath), 64, &failed)
-			time.Sleep(time.Second) // the flood fills what it can
-			f50, f99 := victimLatencies(t, victim, 30, 200)
-			stop()
-			median[tc.name] = f50
-			t.Logf("victim alone: median %v, p99 %v; with one connection flooding: median %v, p99 %v", a50, a99, f50, f99)
-			if n := failed.Load(); n > 0 {
-				t.Errorf("%d of the flood's calls failed", n)
-			}
-			g.alive(t)
-		})
-	}
-	if t.Failed() {
-		return
-	}
-	// 5-8x on an idle machine; under CI's parallel packages the fair
-	// case's median grows with the load, so the bound is 2x.
-	if median["bounds off"] < 2*median["fair"] {
-		t.Errorf("with the flood, the victim's median is %v with the bounds and %v without: fairness should make it much less",
+	// The flood only delays the victim while it keeps its calls in
+	// flight, which needs CPU for the test's own client: under CI's
+	// parallel packages it sometimes does not, and the unbounded case
+	// then looks fair too. So the pair of runs is tried up to three times;
+	// a gateway without fairness fails all three.
+	const attempts = 3
+	for attempt := 1; attempt <= attempts; attempt++ {
+		median := map[string]time.Duration{}
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, attempt), func(t *testing.T) {
+				g := startGateway(t, n, fairCaddyfile, map[string]string{"APP_OPTS": "cache off", "CHAIN_OPTS": tc.chainOpts, "SITE_OPTS": tc.siteOpts}, chainURLPath)
+				victim, err := wsDial(g.wsURL(chainURLPath), nil, callTimeout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer victim.Close()
+				victimLatencies(t, victim, 3, 1) // warm-up
+				a50, a99 := victimLatencies(t, victim, 30, 100)
+				var failed atomic.Int64
+				stop := floodBinary(t, g.wsURL(chainURLPath), 64, &failed)
+				time.Sleep(time.Second) // the flood fills what it can
+				f50, f99 := victimLatencies(t, victim, 30, 200)
+				stop()
+				median[tc.name] = f50
+				t.Logf("victim alone: median %v, p99 %v; with one connection flooding: median %v, p99 %v", a50, a99, f50, f99)
+				if n := failed.Load(); n > 0 {
+					t.Errorf("%d of the flood's calls failed", n)
+				}
+				g.alive(t)
+			})
+		}
+		if t.Failed() {
+			return
+		}
+		// 5-8x on an idle machine; under CI's parallel packages the fair
+		// case's median grows with the load, so the bound is 2x.
+		if median["bounds off"] >= 2*median["fair"] {
+			return
+		}
+		msg := fmt.Sprintf("with the flood, the victim's median is %v with the bounds and %v without: fairness should make it much less",
 			median["fair"], median["bounds off"])
+		if attempt == attempts {
+			t.Error(msg)
+		} else {
+			t.Logf("attempt %d: %s; trying again", attempt, msg)
+		}
 	}
 }
